@@ -1,0 +1,74 @@
+"""Plain-PyTorch shell of the single-step neuron (no snnTorch or SpikingJelly needed)."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ._validate import flag, real_number
+from .functional import s2_neuron_step
+from .surrogate import S2Surrogate
+
+__all__ = ["S2Cell", "threshold_tensor"]
+
+
+def threshold_tensor(threshold: Union[float, Tensor], name: str = "threshold") -> Tensor:
+    """Validate a threshold (finite float or tensor of finite floats) and return a tensor."""
+    if isinstance(threshold, Tensor):
+        if not threshold.is_floating_point():
+            raise ConfigError(f"{name} must be a floating-point tensor, got dtype {threshold.dtype}")
+        if threshold.device.type != "meta" and not bool(torch.isfinite(threshold).all()):
+            raise ConfigError(f"{name} must be finite, got {threshold!r}")
+        return threshold.detach().clone()
+    return torch.tensor(real_number(name, threshold))
+
+
+class S2Cell(nn.Module):
+    r"""Single-step spiking neuron: :math:`s = H(I - \theta)`, S² surrogate gradient.
+
+    The equations are those of :func:`~snn_singlestep.core.functional.s2_neuron_step`.
+    The membrane is not kept between calls. Spikes have the input's dtype.
+
+    Args:
+        threshold: :math:`\theta`, a float or a tensor broadcastable to the input
+            (e.g. one threshold per feature).
+        surrogate: callable mapping :math:`v - \theta` to spikes; defaults to a new
+            :class:`~snn_singlestep.core.surrogate.S2Surrogate`.
+        learn_threshold: make :math:`\theta` a parameter.
+
+    Example:
+        >>> cell = S2Cell(threshold=1.0)
+        >>> cell(torch.tensor([0.2, 1.0, 3.0]))
+        tensor([0., 1., 1.])
+    """
+
+    def __init__(
+        self,
+        threshold: Union[float, Tensor] = 1.0,
+        *,
+        surrogate: Optional[Callable[[Tensor], Tensor]] = None,
+        learn_threshold: bool = False,
+    ) -> None:
+        theta = threshold_tensor(threshold)
+        learn_threshold = flag("learn_threshold", learn_threshold)
+        if surrogate is not None and not callable(surrogate):
+            raise ConfigError(f"surrogate must be callable, got {surrogate!r}")
+        super().__init__()
+        self.surrogate = S2Surrogate() if surrogate is None else surrogate
+        if learn_threshold:
+            self.threshold = nn.Parameter(theta)
+        else:
+            self.register_buffer("threshold", theta)
+
+    def forward(self, current: Tensor) -> Tensor:
+        spike, _ = s2_neuron_step(current, self.threshold, self.surrogate)
+        return spike.to(current.dtype)
+
+    def extra_repr(self) -> str:
+        theta = self.threshold
+        shown = f"{theta.item():.4g}" if theta.numel() == 1 else f"tensor{tuple(theta.shape)}"
+        learn = ", learn_threshold=True" if isinstance(theta, nn.Parameter) else ""
+        return f"threshold={shown}{learn}"

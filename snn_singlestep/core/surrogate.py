@@ -1,0 +1,343 @@
+r"""The reduced single-step surrogate gradient of S²NN (Suetake et al., 2023).
+
+With :math:`x = v - \theta` (membrane potential minus threshold), the spike is the
+Heaviside step and its gradient is replaced by the derivative :math:`g'` of a smooth
+primitive :math:`g`:
+
+.. math::
+
+    s = H(x) = \begin{cases} 1, & x \ge 0 \\ 0, & x < 0 \end{cases}
+    \qquad
+    g'(x) = \begin{cases}
+        \alpha\,\sigma(\alpha x)\,\bigl(1 - \sigma(\alpha x)\bigr), & x < 0 \\
+        \dfrac{\beta}{1 + x}, & x \ge 0
+    \end{cases}
+
+.. math::
+
+    g(x) = \begin{cases}
+        \sigma(\alpha x), & x < 0 \\
+        \beta \ln(1 + x) + \tfrac12, & x \ge 0
+    \end{cases}
+
+:math:`g` is continuous at 0 for every :math:`\alpha, \beta`; :math:`g'` is continuous
+at 0 iff :math:`\alpha = 4\beta`. Published defaults: :math:`\alpha = 4, \beta = 1`.
+``docs/theory.md`` derives the formula by reducing a multi-step surrogate to one step.
+
+=================  ==========  =================================================
+symbol             argument    meaning
+=================  ==========  =================================================
+:math:`\alpha`     ``alpha``   sharpness of the sigmoid branch (x < 0)
+:math:`\beta`      ``beta``    height of the logarithmic tail (x ≥ 0)
+=================  ==========  =================================================
+
+When α or β are tensors that require grad (learnable surrogate), their gradients are
+those of the primitive: :math:`\partial g/\partial\alpha = x\,\sigma'(\alpha x)` for
+x < 0 and :math:`\partial g/\partial\beta = \ln(1+x)` for x ≥ 0.
+
+Speed: the backward pass runs through a ``torch.compile``-fused kernel for large
+tensors when a compiler is available (see :func:`set_fused_backward`), and through an
+eager formula otherwise; both evaluate the same expression and give the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Callable, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError, SingleStepWarning
+from ._validate import flag, positive_number
+
+__all__ = [
+    "heaviside",
+    "s2_grad",
+    "s2_primitive",
+    "s2_spike",
+    "S2Spike",
+    "S2Surrogate",
+    "s2nn",
+    "set_fused_backward",
+    "get_fused_backward",
+]
+
+Scalar = Union[float, Tensor]
+
+_HALF_TYPES = (torch.float16, torch.bfloat16)
+
+
+def _opmath(x: Tensor) -> Tensor:
+    """Half-precision tensors are evaluated in float32 (like PyTorch's own kernels)."""
+    return x.float() if x.dtype in _HALF_TYPES else x
+
+
+def heaviside(x: Tensor) -> Tensor:
+    r"""Heaviside step :math:`H(x)` with :math:`H(0) = 1`, in the dtype of ``x``.
+
+    Example:
+        >>> heaviside(torch.tensor([-0.5, 0.0, 2.0]))
+        tensor([0., 1., 1.])
+    """
+    return (x >= 0).to(x.dtype)
+
+
+def _s2_grad_opmath(x: Tensor, alpha: Scalar, beta: Scalar) -> Tensor:
+    # Each branch only sees the half-line it is used on, so neither overflows nor
+    # divides by zero: the tail never sees x <= -1, the sigmoid never sees x > 0.
+    s = torch.sigmoid(alpha * x.clamp(max=0))
+    return torch.where(x < 0, alpha * s * (1 - s), beta / (1 + x.clamp(min=0)))
+
+
+def s2_grad(x: Tensor, alpha: Scalar = 4.0, beta: Scalar = 1.0) -> Tensor:
+    r"""The surrogate derivative :math:`g'(x)` of the module docstring, elementwise.
+
+    Example:
+        >>> s2_grad(torch.tensor([-1.0, 0.0, 1.0]))
+        tensor([0.0707, 1.0000, 0.5000])
+    """
+    return _s2_grad_opmath(_opmath(x), alpha, beta).to(x.dtype)
+
+
+def s2_primitive(x: Tensor, alpha: Scalar = 4.0, beta: Scalar = 1.0) -> Tensor:
+    r"""The smooth primitive :math:`g(x)`; differentiable by autograd (in x, α and β).
+
+    Example:
+        >>> s2_primitive(torch.tensor([-1.0, 0.0, 1.0]))
+        tensor([0.0180, 0.5000, 1.1931])
+    """
+    xf = _opmath(x)
+    below = torch.sigmoid(alpha * xf.clamp(max=0))
+    above = beta * torch.log1p(xf.clamp(min=0)) + 0.5
+    return torch.where(xf < 0, below, above).to(x.dtype)
+
+
+def _s2_backward(grad_out: Tensor, x: Tensor, alpha: Scalar, beta: Scalar) -> Tensor:
+    """``grad_out * g'(x)``: the expression both the eager and the fused path evaluate."""
+    return (_opmath(grad_out) * _s2_grad_opmath(_opmath(x), alpha, beta)).to(x.dtype)
+
+
+# --- fused backward -------------------------------------------------------------------
+
+_FUSED_MODES = ("auto", "on", "off")
+_FUSED_MIN_NUMEL = 1 << 15  # below this, eager kernels are as fast as the fused one
+
+
+def _fused_mode_from_env() -> str:
+    raw = os.environ.get("SNN_SINGLESTEP_FUSED", "auto").strip().lower()
+    return {"1": "on", "true": "on", "0": "off", "false": "off"}.get(raw, raw)
+
+
+class _Fused:
+    """The lazily compiled backward kernel and the switch that selects it."""
+
+    mode: str = "auto"
+    kernel: Callable | None = None
+    broken: bool = False
+
+
+def set_fused_backward(mode: str) -> str:
+    """Choose how the S² backward is computed; returns the previous mode.
+
+    Args:
+        mode: ``"auto"`` (default: fused kernel for tensors of ≥ 32768 elements, when
+            ``torch.compile`` works here), ``"on"`` (fused for every size) or ``"off"``
+            (eager only). The environment variable ``SNN_SINGLESTEP_FUSED`` sets the
+            initial mode (``auto``/``on``/``off``/``1``/``0``).
+
+    Raises:
+        ConfigError: for any other value.
+
+    Example:
+        >>> previous = set_fused_backward("off")
+        >>> _ = set_fused_backward(previous)
+    """
+    if mode not in _FUSED_MODES:
+        raise ConfigError(f"fused backward mode must be one of {_FUSED_MODES}, got {mode!r}")
+    previous, _Fused.mode = _Fused.mode, mode
+    return previous
+
+
+def get_fused_backward() -> str:
+    """The current mode set by :func:`set_fused_backward`."""
+    return _Fused.mode
+
+
+def _use_fused(x: Tensor) -> bool:
+    if _Fused.mode == "off" or _Fused.broken or torch.compiler.is_compiling():
+        return False
+    if torch.is_grad_enabled():  # double backward: keep the differentiable eager graph
+        return False
+    return _Fused.mode == "on" or x.numel() >= _FUSED_MIN_NUMEL
+
+
+def _backward_x(grad_out: Tensor, x: Tensor, alpha: Scalar, beta: Scalar) -> Tensor:
+    if _use_fused(x):
+        if _Fused.kernel is None:
+            _Fused.kernel = torch.compile(_s2_backward, dynamic=True, fullgraph=True)
+        try:
+            return _Fused.kernel(grad_out, x, alpha, beta)
+        except Exception as err:  # no compiler, unsupported device, …: stay correct
+            _Fused.broken = True
+            warnings.warn(
+                f"torch.compile could not build the fused S2 backward ({type(err).__name__}: "
+                f"{err}); using the eager backward from now on. Set SNN_SINGLESTEP_FUSED=off "
+                "to silence this.",
+                SingleStepWarning,
+                stacklevel=3,
+            )
+    return _s2_backward(grad_out, x, alpha, beta)
+
+
+if _fused_mode_from_env() in _FUSED_MODES:
+    _Fused.mode = _fused_mode_from_env()
+
+
+# --- autograd Function ----------------------------------------------------------------
+
+
+class S2Spike(torch.autograd.Function):
+    r"""Heaviside forward, S² surrogate backward. Use :func:`s2_spike` to call it.
+
+    ``forward(x, alpha, beta)`` where α, β are floats or tensors; gradients flow to
+    α and β when they are tensors that require grad. Double backward is exact
+    (autograd of the eager backward formula).
+    """
+
+    @staticmethod
+    def forward(x: Tensor, alpha: Scalar, beta: Scalar) -> Tensor:
+        return heaviside(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, alpha, beta = inputs
+        ctx.alpha_is_tensor = isinstance(alpha, Tensor)
+        ctx.beta_is_tensor = isinstance(beta, Tensor)
+        ctx.alpha = None if ctx.alpha_is_tensor else alpha
+        ctx.beta = None if ctx.beta_is_tensor else beta
+        saved = [x]
+        if ctx.alpha_is_tensor:
+            saved.append(alpha)
+        if ctx.beta_is_tensor:
+            saved.append(beta)
+        ctx.save_for_backward(*saved)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        saved = list(ctx.saved_tensors)
+        x = saved.pop(0)
+        alpha = saved.pop(0) if ctx.alpha_is_tensor else ctx.alpha
+        beta = saved.pop(0) if ctx.beta_is_tensor else ctx.beta
+        grad_x = _backward_x(grad_out, x, alpha, beta) if ctx.needs_input_grad[0] else None
+        grad_alpha = grad_beta = None
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            xf, gf = _opmath(x), _opmath(grad_out)
+            below = xf < 0
+            if ctx.needs_input_grad[1]:
+                s = torch.sigmoid(alpha * xf.clamp(max=0))
+                d_alpha = torch.where(below, xf * s * (1 - s), torch.zeros_like(xf))
+                grad_alpha = (gf * d_alpha).sum_to_size(alpha.shape).to(alpha.dtype)
+            if ctx.needs_input_grad[2]:
+                d_beta = torch.where(below, torch.zeros_like(xf), torch.log1p(xf.clamp(min=0)))
+                grad_beta = (gf * d_beta).sum_to_size(beta.shape).to(beta.dtype)
+        return grad_x, grad_alpha, grad_beta
+
+
+def s2_spike(x: Tensor, alpha: Scalar = 4.0, beta: Scalar = 1.0) -> Tensor:
+    r"""Spikes :math:`H(x)` whose gradient is the S² surrogate :math:`g'(x)`.
+
+    Example:
+        >>> x = torch.tensor([-1.0, 0.0, 1.0], requires_grad=True)
+        >>> s = s2_spike(x)
+        >>> s
+        tensor([0., 1., 1.], grad_fn=<S2SpikeBackward>)
+        >>> s.sum().backward()
+        >>> x.grad
+        tensor([0.0707, 1.0000, 0.5000])
+    """
+    return S2Spike.apply(x, alpha, beta)
+
+
+class S2Surrogate(nn.Module):
+    r"""The S² surrogate as a picklable callable module (forward: :func:`s2_spike`).
+
+    Pass it wherever a framework expects a surrogate: snnTorch's ``spike_grad=``,
+    SpikingJelly's ``surrogate_function=`` (see also
+    :class:`snn_singlestep.spikingjelly.ReducedS2`), or call it on ``v - threshold``.
+
+    Args:
+        alpha: sharpness α > 0 of the sigmoid branch (x < 0).
+        beta: height β > 0 of the ``β/(1+x)`` tail (x ≥ 0).
+        spiking: if False, the forward returns the smooth primitive :math:`g(x)`
+            (SpikingJelly's ``spiking=False`` convention).
+        learnable: if True, α and β become parameters, stored as ``log_alpha`` and
+            ``log_beta`` so they stay positive.
+
+    Raises:
+        ConfigError: α or β not a finite real number > 0 (the message names which).
+
+    Example:
+        >>> sg = S2Surrogate(alpha=4.0, beta=1.0)
+        >>> sg
+        S2Surrogate(alpha=4.0, beta=1.0)
+        >>> sg(torch.tensor([-0.2, 0.3]))
+        tensor([0., 1.])
+    """
+
+    def __init__(
+        self,
+        alpha: float = 4.0,
+        beta: float = 1.0,
+        *,
+        spiking: bool = True,
+        learnable: bool = False,
+    ) -> None:
+        alpha = positive_number("alpha", alpha)
+        beta = positive_number("beta", beta)
+        super().__init__()
+        self.spiking = flag("spiking", spiking)
+        self.learnable = flag("learnable", learnable)
+        if learnable:
+            self.log_alpha = nn.Parameter(torch.tensor(alpha).log())
+            self.log_beta = nn.Parameter(torch.tensor(beta).log())
+        else:
+            self._alpha, self._beta = alpha, beta
+
+    @property
+    def alpha(self) -> Scalar:
+        """α: a float, or a 0-d tensor carrying gradient when learnable."""
+        return self.log_alpha.exp() if self.learnable else self._alpha
+
+    @property
+    def beta(self) -> Scalar:
+        """β: a float, or a 0-d tensor carrying gradient when learnable."""
+        return self.log_beta.exp() if self.learnable else self._beta
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.spiking:
+            return S2Spike.apply(x, self.alpha, self.beta)
+        return s2_primitive(x, self.alpha, self.beta)
+
+    def extra_repr(self) -> str:
+        alpha, beta = (float(torch.as_tensor(v).detach()) for v in (self.alpha, self.beta))
+        parts = [f"alpha={alpha:.4g}", f"beta={beta:.4g}"]
+        if not self.spiking:
+            parts.append("spiking=False")
+        if self.learnable:
+            parts.append("learnable=True")
+        return ", ".join(parts)
+
+
+def s2nn(alpha: float = 4.0, beta: float = 1.0, *, learnable: bool = False) -> S2Surrogate:
+    r"""Factory named like snnTorch's surrogates: ``spike_grad=s2nn()``.
+
+    Unlike snnTorch's factories it returns a module, not a closure, so nets using it can
+    be pickled (``torch.save(model)``) and deep-copied.
+
+    Example:
+        >>> import snntorch as snn
+        >>> lif = snn.Leaky(beta=0.9, spike_grad=s2nn(alpha=4.0, beta=1.0))
+    """
+    return S2Surrogate(alpha, beta, learnable=learnable)
