@@ -321,8 +321,8 @@ class S2Surrogate(nn.Module):
         return s2_primitive(x, self.alpha, self.beta)
 
     def extra_repr(self) -> str:
-        alpha, beta = (float(torch.as_tensor(v).detach()) for v in (self.alpha, self.beta))
-        parts = [f"alpha={alpha:.4g}", f"beta={beta:.4g}"]
+        alpha, beta = (round(float(torch.as_tensor(v).detach()), 6) for v in (self.alpha, self.beta))
+        parts = [f"alpha={alpha!r}", f"beta={beta!r}"]
         if not self.spiking:
             parts.append("spiking=False")
         if self.learnable:

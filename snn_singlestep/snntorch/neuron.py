@@ -162,7 +162,7 @@ def add_time_dim(x: Tensor) -> Tensor:
         >>> import torch
         >>> import snntorch.functional as SF
         >>> spk = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-        >>> SF.accuracy_rate(add_time_dim(spk), torch.tensor([0, 1]))
+        >>> float(SF.accuracy_rate(add_time_dim(spk), torch.tensor([0, 1])))
         1.0
     """
     return x.unsqueeze(0)
