@@ -81,7 +81,11 @@ def register(*, overwrite: bool = False) -> tuple[str, ...]:
             )
     for module, module_name, name, obj, current in plan:  # all checked: apply at once
         setattr(module, name, obj)
-        _added.setdefault((module_name, name), current)
+        key = (module_name, name)
+        # Remember what we displaced; a foreign object that replaced ours after an
+        # earlier register() is what unregister() must give back, not the older record.
+        if current is not _MISSING or key not in _added:
+            _added[key] = current
     return tuple(f"{module_name}.{name}" for _, module_name, name, _, _ in plan)
 
 

@@ -84,11 +84,21 @@ def heaviside(x: Tensor) -> Tensor:
     return (x >= 0).to(x.dtype)
 
 
+def _split(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``x`` restricted to each half-line (0 elsewhere).
+
+    Each branch only sees the half-line it is used on, so neither overflows nor divides
+    by zero (the tail never sees x <= -1, the sigmoid never sees x > 0), and autograd
+    through the unused branch is exactly 0, never NaN. ``where`` rather than ``clamp``
+    keeps the derivative of the used branch at x = 0 (clamp's is 0 at its bound).
+    """
+    return torch.where(x < 0, x, 0.0), torch.where(x >= 0, x, 0.0)
+
+
 def _s2_grad_opmath(x: Tensor, alpha: Scalar, beta: Scalar) -> Tensor:
-    # Each branch only sees the half-line it is used on, so neither overflows nor
-    # divides by zero: the tail never sees x <= -1, the sigmoid never sees x > 0.
-    s = torch.sigmoid(alpha * x.clamp(max=0))
-    return torch.where(x < 0, alpha * s * (1 - s), beta / (1 + x.clamp(min=0)))
+    below, above = _split(x)
+    s = torch.sigmoid(alpha * below)
+    return torch.where(x < 0, alpha * s * (1 - s), beta / (1 + above))
 
 
 def s2_grad(x: Tensor, alpha: Scalar = 4.0, beta: Scalar = 1.0) -> Tensor:
@@ -109,9 +119,10 @@ def s2_primitive(x: Tensor, alpha: Scalar = 4.0, beta: Scalar = 1.0) -> Tensor:
         tensor([0.0180, 0.5000, 1.1931])
     """
     xf = _opmath(x)
-    below = torch.sigmoid(alpha * xf.clamp(max=0))
-    above = beta * torch.log1p(xf.clamp(min=0)) + 0.5
-    return torch.where(xf < 0, below, above).to(x.dtype)
+    below, above = _split(xf)
+    return torch.where(xf < 0, torch.sigmoid(alpha * below), beta * torch.log1p(above) + 0.5).to(
+        x.dtype
+    )
 
 
 def _s2_backward(grad_out: Tensor, x: Tensor, alpha: Scalar, beta: Scalar) -> Tensor:
@@ -235,12 +246,13 @@ class S2Spike(torch.autograd.Function):
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             xf, gf = _opmath(x), _opmath(grad_out)
             below = xf < 0
+            x_below, x_above = _split(xf)
             if ctx.needs_input_grad[1]:
-                s = torch.sigmoid(alpha * xf.clamp(max=0))
-                d_alpha = torch.where(below, xf * s * (1 - s), torch.zeros_like(xf))
+                s = torch.sigmoid(alpha * x_below)
+                d_alpha = torch.where(below, x_below * s * (1 - s), 0.0)
                 grad_alpha = (gf * d_alpha).sum_to_size(alpha.shape).to(alpha.dtype)
             if ctx.needs_input_grad[2]:
-                d_beta = torch.where(below, torch.zeros_like(xf), torch.log1p(xf.clamp(min=0)))
+                d_beta = torch.where(below, 0.0, torch.log1p(x_above))
                 grad_beta = (gf * d_beta).sum_to_size(beta.shape).to(beta.dtype)
         return grad_x, grad_alpha, grad_beta
 

@@ -227,3 +227,10 @@ class TestFusedBackward:
         (g,) = torch.autograd.grad(s2_spike(x).sum(), x, create_graph=True)
         (gg,) = torch.autograd.grad(g.sum(), x)
         assert gg[1].item() == pytest.approx(-1 / 1.5**2)
+
+
+def test_primitive_derivative_at_zero_is_beta():
+    # The x >= 0 branch owns x = 0, so autograd of g there must give g'(0) = beta.
+    x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    s2_primitive(x, 4.0, 2.5).backward()
+    assert x.grad.item() == 2.5
