@@ -90,17 +90,24 @@ def register(*, overwrite: bool = False) -> tuple[str, ...]:
 
 
 def unregister() -> tuple[str, ...]:
-    """Undo :func:`register`: remove exactly the names it added (restoring any it replaced)."""
+    """Undo :func:`register`: remove the names it added, restoring any object it replaced.
+
+    A name that no longer holds our object (someone replaced it since) is left alone.
+    Returns the dotted names removed.
+    """
     removed = []
+    ours = {(module_name, name): obj for module_name, name, obj in _targets()}
     for (module_name, name), previous in list(_added.items()):
         module = importlib.import_module(module_name)
+        del _added[(module_name, name)]
+        if not _same(getattr(module, name, _MISSING), ours[(module_name, name)]):
+            continue  # someone replaced our object since: theirs stays
         if previous is _MISSING:
             if hasattr(module, name):
                 delattr(module, name)
         else:
             setattr(module, name, previous)
         removed.append(f"{module_name}.{name}")
-        del _added[(module_name, name)]
     return tuple(removed)
 
 

@@ -317,3 +317,20 @@ def test_import_adds_exactly_the_four_names_and_warns_on_a_clash():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_unregister_leaves_a_foreign_object_that_replaced_ours():
+    import snntorch
+
+    import snn_singlestep
+
+    foreign = object()
+    snntorch.S2Neuron = foreign
+    try:
+        removed = snn_singlestep.unregister()
+        assert "snntorch.S2Neuron" not in removed
+        assert snntorch.S2Neuron is foreign
+    finally:
+        del snntorch.S2Neuron
+        snn_singlestep.register()
+    assert snntorch.S2Neuron is snn_singlestep.S2Neuron
