@@ -16,14 +16,19 @@ __all__ = ["S2Cell", "threshold_tensor"]
 
 
 def threshold_tensor(threshold: Union[float, Tensor], name: str = "threshold") -> Tensor:
-    """Validate a threshold (finite float or tensor of finite floats) and return a tensor."""
+    """Validate a threshold (finite float or tensor of finite floats) and return a tensor.
+
+    A Python number becomes a float64 0-d tensor (exact); a tensor is copied as it is.
+    """
     if isinstance(threshold, Tensor):
         if not threshold.is_floating_point():
             raise ConfigError(f"{name} must be a floating-point tensor, got dtype {threshold.dtype}")
         if threshold.device.type != "meta" and not bool(torch.isfinite(threshold).all()):
             raise ConfigError(f"{name} must be finite, got {threshold!r}")
         return threshold.detach().clone()
-    return torch.tensor(real_number(name, threshold))
+    # float64 keeps a Python float exact, so float64 inputs tie exactly at v == threshold;
+    # a 0-d tensor does not change the dtype of ``v - threshold`` for float32/16 inputs.
+    return torch.tensor(real_number(name, threshold), dtype=torch.float64)
 
 
 class S2Cell(nn.Module):

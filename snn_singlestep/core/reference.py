@@ -44,6 +44,7 @@ __all__ = [
     "if_substep_potentials",
     "if_time_averaged_surrogate",
     "if_time_averaged_limit",
+    "if_rate_drive_gradient",
     "if_first_spike_time",
 ]
 
@@ -169,7 +170,7 @@ def if_substep_potentials(x: float, num_substeps: int, theta: float = 1.0) -> np
 
 
 def if_time_averaged_surrogate(
-    x: float, alpha: float, num_substeps: int, theta: float = 1.0
+    x: float, alpha: float, num_substeps: int, theta: float = 1.0, *, reset: bool = False
 ) -> float:
     r"""Reading (a): the sigmoid surrogate derivative averaged over the :math:`K` sub-steps.
 
@@ -194,6 +195,12 @@ def if_time_averaged_surrogate(
         alpha: slope :math:`\alpha > 0` of the sigmoid surrogate.
         num_substeps: :math:`K \ge 1`.
         theta: threshold :math:`\theta`.
+        reset: if True, the simulated neuron resets by subtraction inside the step
+            (:math:`v_k \leftarrow v_k - \theta` right after a sub-step with
+            :math:`v_k \ge \theta`; the surrogate is evaluated before the reset). The
+            default, False, is the reading of ``docs/theory.md``: the single-step neuron
+            has no reset, so neither has its multi-step counterpart. With a reset the
+            limit is no longer :math:`1/u` (see the doc).
 
     Returns:
         :math:`G_K(x)` as a Python float.
@@ -201,7 +208,19 @@ def if_time_averaged_surrogate(
     Example:
         >>> round(if_time_averaged_surrogate(1.0, 4.0, 100_000), 4)
         0.482
+        >>> round(if_time_averaged_surrogate(0.5, 64.0, 100_000, reset=True), 3)
+        0.333
     """
+    if reset:
+        num_substeps = _check_substeps(num_substeps)
+        u = float(theta) + float(x)
+        v, total = 0.0, 0.0
+        for _ in range(num_substeps):
+            v += u / num_substeps
+            total += alpha * sigmoid_grad_ref(alpha * (v - theta))
+            if v >= theta:
+                v -= theta
+        return total / num_substeps
     v = if_substep_potentials(x, num_substeps, theta)
     z = alpha * (v - theta)
     e = np.exp(-np.abs(z))
@@ -237,6 +256,43 @@ def if_time_averaged_limit(x: float, alpha: float, theta: float = 1.0) -> float:
     if u <= 0:
         raise ValueError(f"the drive u = theta + x must be > 0, got u = {u!r}")
     return (sigmoid_ref(alpha * x) - sigmoid_ref(-alpha * theta)) / u
+
+
+def if_rate_drive_gradient(x: float, alpha: float, num_substeps: int, theta: float = 1.0) -> float:
+    r"""The sigmoid-surrogate (BPTT) gradient of the mean spike output w.r.t. the drive :math:`u`.
+
+    For the neuron of :func:`if_substep_potentials` (no reset), with
+    :math:`r = \frac1K\sum_k H(v_k - \theta)` and :math:`\partial v_k/\partial u = k/K`:
+
+    .. math::
+
+        \frac{\partial r}{\partial u} \approx
+        \frac1K \sum_{k=1}^{K} \frac kK\,\alpha\,\sigma'\!\bigl(\alpha(v_k - \theta)\bigr)
+        \;\xrightarrow[K\to\infty,\ \alpha\to\infty]{}\; \frac{\theta}{u^2}
+        \quad (u > \theta).
+
+    This is *not* the S² tail (it decays like :math:`1/u^2`): ``docs/theory.md`` uses it
+    to say which perturbation reading (a) is about (a persistent membrane offset, not the
+    drive).
+
+    Args:
+        x: :math:`v - \theta` of the single-step unit.
+        alpha: :math:`\alpha > 0`.
+        num_substeps: :math:`K \ge 1`.
+        theta: threshold :math:`\theta`.
+
+    Returns:
+        The sum above as a Python float.
+
+    Example:
+        >>> round(if_rate_drive_gradient(1.0, 200.0, 100_000), 3)
+        0.25
+    """
+    v = if_substep_potentials(x, num_substeps, theta)
+    t = np.arange(1, num_substeps + 1, dtype=np.float64) / num_substeps
+    z = alpha * (v - theta)
+    e = np.exp(-np.abs(z))
+    return float(np.mean(t * alpha * e / (1.0 + e) ** 2))
 
 
 def if_first_spike_time(x: float, num_substeps: int, theta: float = 1.0) -> float:

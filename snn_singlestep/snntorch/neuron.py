@@ -135,6 +135,11 @@ class S2Neuron(snntorch.Leaky):
             # Leaky's bypass fires on ``>`` and returns float32; keep our tie rule and dtype.
             self.spike_grad = heaviside
 
+    def _threshold_buffer(self, threshold, learn_threshold):
+        # snnTorch stores a float threshold as float32; keep it exact (float64, 0-d) so
+        # float64 inputs tie exactly at v == threshold, as S2Node and s2_spike do.
+        super()._threshold_buffer(threshold_tensor(threshold), learn_threshold)
+
     def forward(self, input_: Tensor, mem: Optional[Tensor] = None):
         if self.init_hidden and mem is not None:
             raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
