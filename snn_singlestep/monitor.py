@@ -1,0 +1,83 @@
+"""Record firing rates of the spiking layers of a net with forward hooks."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["FiringRateMonitor", "is_spiking_module"]
+
+
+def _spiking_types() -> tuple[type, ...]:
+    import snntorch
+    from spikingjelly.activation_based import neuron
+
+    from .core.modules import S2Cell
+
+    return (S2Cell, snntorch.SpikingNeuron, neuron.BaseNode)
+
+
+def is_spiking_module(module: nn.Module) -> bool:
+    """True for our neurons and for snnTorch / SpikingJelly spiking neurons."""
+    return isinstance(module, _spiking_types())
+
+
+class FiringRateMonitor:
+    """Context manager: mean firing rate (spikes per neuron per call) of each spiking layer.
+
+    Spikes are counted over every element of every output while the monitor is active
+    (time steps included for multi-step nets), so a rate is the fraction of ones.
+
+    Args:
+        model: the net to watch; every submodule for which :func:`is_spiking_module` holds
+            is hooked, under its dotted name.
+
+    Example:
+        >>> import torch
+        >>> from snn_singlestep import S2Cell
+        >>> net = torch.nn.Sequential(torch.nn.Identity(), S2Cell(threshold=0.5))
+        >>> with FiringRateMonitor(net) as monitor:
+        ...     _ = net(torch.tensor([0.2, 0.7, 0.9, 0.1]))
+        >>> monitor.rates()
+        {'1': 0.5}
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._handles: list = []
+        self._spikes: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    def __enter__(self) -> "FiringRateMonitor":
+        for name, module in self.model.named_modules():
+            if is_spiking_module(module):
+                self._spikes.setdefault(name, 0.0)
+                self._counts.setdefault(name, 0)
+                self._handles.append(module.register_forward_hook(self._hook(name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _hook(self, name: str):
+        def record(module: nn.Module, inputs, output) -> None:
+            spikes: Optional[Tensor] = output[0] if isinstance(output, tuple) else output
+            if isinstance(spikes, Tensor):
+                with torch.no_grad():
+                    self._spikes[name] += float(spikes.detach().float().sum())
+                self._counts[name] += spikes.numel()
+
+        return record
+
+    def rates(self) -> dict[str, float]:
+        """Firing rate per hooked layer (layers that never ran are left out)."""
+        return {n: self._spikes[n] / c for n, c in self._counts.items() if c}
+
+    def reset(self) -> None:
+        """Forget the spikes counted so far."""
+        for name in self._spikes:
+            self._spikes[name], self._counts[name] = 0.0, 0
