@@ -79,12 +79,13 @@ def plot(results: list[dict], path: pathlib.Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_acc, ax_rate) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for norm in sorted({r["norm"] for r in results}):
+    for i, norm in enumerate(sorted({r["norm"] for r in results})):
         rows = [r for r in results if r["norm"] == norm]
         depths = [r["depth"] for r in rows]
-        ax_acc.plot(depths, [100 * r["accuracy"] for r in rows], "o-", label=norm)
-        ax_rate.plot(depths, [r["mean_rate"] for r in rows], "o-", label=f"{norm} mean")
-        ax_rate.plot(depths, [r["max_rate"] for r in rows], "x--", label=f"{norm} max")
+        color = f"C{i}"
+        ax_acc.plot(depths, [100 * r["accuracy"] for r in rows], "o-", color=color, label=norm)
+        ax_rate.plot(depths, [r["mean_rate"] for r in rows], "o-", color=color, label=f"{norm} mean")
+        ax_rate.plot(depths, [r["max_rate"] for r in rows], "x--", color=color, label=f"{norm} max")
     ax_acc.set(xlabel="depth (weighted layers)", ylabel="test accuracy (%)")
     ax_rate.set(xlabel="depth (weighted layers)", ylabel="hidden firing rate", ylim=(0, 1))
     ax_acc.legend()
