@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", help="CIFAR-10 root (torchvision layout) instead of digits")
-    parser.add_argument("--out", default="benchmarks/results", help="where the plot and JSON go")
+    parser.add_argument("--out", default="docs/benchmarks", help="where the plot and JSON go")
     args = parser.parse_args()
     if args.quick:
         args.depths, args.epochs = [20], 1
