@@ -1,7 +1,16 @@
-"""Small single-step nets used by the command line, the examples and the tests."""
+"""Small single-step nets used by the command line, the examples and the tests.
+
+Each net reads its class from the membrane of a non-spiking output layer (a final
+``nn.Linear``): at T=1 output spikes tie too often (see the README's note on readout).
+The S² neuron comes from whichever glue ``framework`` names, so the same net can be
+built from plain PyTorch (``S2Cell``), snnTorch (``S2Neuron``) or SpikingJelly
+(``S2Node``); the maths and the parameters are identical (the ``state_dict`` differs only
+in the buffers each glue's neuron keeps, e.g. snnTorch's ``beta`` and ``threshold``).
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from torch import Tensor, nn
@@ -9,13 +18,40 @@ from torch import Tensor, nn
 from .core.functional import squeeze_time
 from .errors import ConfigError
 
-__all__ = ["FRAMEWORKS", "SingleStepMLP", "make_neuron"]
+__all__ = [
+    "FRAMEWORKS",
+    "MODELS",
+    "SingleStepCNN",
+    "SingleStepMLP",
+    "ZOO_NEURONS",
+    "build_model",
+    "build_zoo_model",
+    "single_step_zoo_model",
+    "zoo_names",
+    "is_spiking_neuron",
+    "make_neuron",
+    "swap_neurons",
+]
 
+#: Names accepted by ``framework=`` / ``--framework``.
 FRAMEWORKS = ("torch", "snntorch", "spikingjelly")
+#: Names accepted by :func:`build_model` / ``--model``.
+MODELS = ("mlp", "cnn", "preact-resnet")
+
+
+def _check_framework(framework: str) -> None:
+    if framework not in FRAMEWORKS:
+        raise ConfigError(f"framework must be one of {', '.join(FRAMEWORKS)}; got {framework!r}")
 
 
 def make_neuron(framework: str, threshold: float = 1.0) -> nn.Module:
-    """A single-step S² neuron from the named glue: ``S2Cell``, ``S2Neuron`` or ``S2Node``."""
+    """A single-step S² neuron from the named glue: ``S2Cell``, ``S2Neuron`` or ``S2Node``.
+
+    Example:
+        >>> type(make_neuron("spikingjelly")).__name__
+        'S2Node'
+    """
+    _check_framework(framework)
     if framework == "torch":
         from .core.modules import S2Cell
 
@@ -24,15 +60,63 @@ def make_neuron(framework: str, threshold: float = 1.0) -> nn.Module:
         from .snntorch import S2Neuron
 
         return S2Neuron(threshold=threshold, init_hidden=True)
-    if framework == "spikingjelly":
-        from .spikingjelly import S2Node
+    from .spikingjelly import S2Node
 
-        return S2Node(v_threshold=threshold)
-    raise ConfigError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
+    return S2Node(v_threshold=threshold)
+
+
+def _neuron_classes() -> tuple[type, ...]:
+    from .core.modules import S2Cell
+    from .snntorch import S2Neuron
+    from .spikingjelly import S2Node
+
+    return (S2Cell, S2Neuron, S2Node)
+
+
+def is_spiking_neuron(module: nn.Module) -> bool:
+    """True for the single-step neurons of every glue (``S2Cell``, ``S2Neuron``, ``S2Node``).
+
+    Example:
+        >>> is_spiking_neuron(make_neuron("torch")), is_spiking_neuron(nn.ReLU())
+        (True, False)
+    """
+    return isinstance(module, _neuron_classes())
+
+
+def _scalar_threshold(module: nn.Module, path: str) -> float:
+    theta = getattr(module, "v_threshold", None)
+    if theta is None:
+        theta = module.threshold
+    if isinstance(theta, nn.Parameter) or getattr(theta, "numel", lambda: 1)() != 1:
+        raise ConfigError(
+            f"cannot rebuild the neuron at {path!r} with another framework: its threshold is "
+            "learnable or per-unit; build the net with that framework directly"
+        )
+    return float(theta)
+
+
+def swap_neurons(net: nn.Module, framework: str) -> nn.Module:
+    """Replace every S² neuron in ``net`` (in place) by the one of ``framework``.
+
+    Thresholds are kept; they must be plain scalars. Returns ``net``.
+
+    Example:
+        >>> net = swap_neurons(nn.Sequential(nn.Linear(2, 2), make_neuron("torch")), "snntorch")
+        >>> type(net[1]).__name__
+        'S2Neuron'
+    """
+    _check_framework(framework)
+    target = type(make_neuron(framework))
+    for path, module in list(net.named_modules()):
+        for name, child in list(module.named_children()):
+            if is_spiking_neuron(child) and type(child) is not target:
+                where = f"{path}.{name}" if path else name
+                setattr(module, name, make_neuron(framework, _scalar_threshold(child, where)))
+    return net
 
 
 class SingleStepMLP(nn.Module):
-    r"""``Linear → BatchNorm1d → S² neuron`` per hidden layer, then a membrane readout.
+    r"""``Linear (no bias) → BatchNorm1d → S² neuron`` per hidden layer, then a membrane readout.
 
     Hidden layers exchange binary spikes. The output layer is a plain ``Linear``: its
     result is the membrane potential of non-spiking output neurons, which ties far less
@@ -44,11 +128,15 @@ class SingleStepMLP(nn.Module):
         framework: which glue provides the neuron (``torch``, ``snntorch`` or
             ``spikingjelly``); the maths is identical.
         threshold: firing threshold of the hidden neurons.
+        in_shape: shape of one input sample, flattened on entry (default
+            ``(in_features,)``); e.g. ``(1, 8, 8)`` takes images ``[B, 1, 8, 8]``.
 
     Example:
         >>> import torch
         >>> net = SingleStepMLP(64, 10, hidden=(32,))
         >>> net(torch.rand(5, 64)).shape
+        torch.Size([5, 10])
+        >>> SingleStepMLP(64, 10, hidden=(32,), in_shape=(1, 8, 8))(torch.rand(5, 1, 8, 8)).shape
         torch.Size([5, 10])
     """
 
@@ -60,20 +148,230 @@ class SingleStepMLP(nn.Module):
         *,
         framework: str = "snntorch",
         threshold: float = 1.0,
+        in_shape: Sequence[int] | None = None,
     ) -> None:
-        if framework not in FRAMEWORKS:
-            raise ConfigError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
+        _check_framework(framework)
         if not hidden or any(int(h) < 1 for h in hidden):
             raise ConfigError(f"hidden must be a non-empty list of positive sizes, got {hidden!r}")
+        in_shape = (in_features,) if in_shape is None else tuple(int(d) for d in in_shape)
+        if math.prod(in_shape) != in_features:
+            raise ConfigError(
+                f"in_shape {in_shape} holds {math.prod(in_shape)} values, not in_features="
+                f"{in_features}"
+            )
         super().__init__()
+        self.in_shape = in_shape
         layers: list[nn.Module] = []
         width = in_features
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), make_neuron(framework, threshold)]
+            # No bias before BatchNorm: it would cancel it, leaving Adam to amplify noise.
+            layers += [nn.Linear(width, h, bias=False), nn.BatchNorm1d(h),
+                       make_neuron(framework, threshold)]
             width = h
         self.features = nn.Sequential(*layers)
         self.readout = nn.Linear(width, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = squeeze_time(x, sample_ndim=2)
-        return self.readout(self.features(x))
+        x = squeeze_time(x, sample_ndim=1 + len(self.in_shape))
+        return self.readout(self.features(x.flatten(1)))
+
+
+class SingleStepCNN(nn.Module):
+    r"""``Conv3×3 → BatchNorm2d → S² neuron → MaxPool2d(2)`` blocks, then a membrane readout.
+
+    Sized for 1×8×8 digits, 1×28×28 (Fashion-)MNIST and 3×32×32 CIFAR-10: each block
+    halves height and width (max-pooling binary spikes keeps them binary), and the
+    final ``Linear`` reads the flattened spike map.
+
+    Args:
+        in_shape: ``(C, H, W)`` of one image; H and W at least ``2 ** len(channels)``.
+        num_classes: output size.
+        channels: output channels of the conv blocks.
+        framework: which glue provides the neuron.
+        threshold: firing threshold of the spiking neurons.
+
+    Example:
+        >>> import torch
+        >>> net = SingleStepCNN((1, 8, 8), 10, channels=(4, 8), framework="spikingjelly")
+        >>> net(torch.rand(3, 1, 8, 8)).shape
+        torch.Size([3, 10])
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        num_classes: int,
+        channels: Sequence[int] = (16, 32),
+        *,
+        framework: str = "snntorch",
+        threshold: float = 1.0,
+    ) -> None:
+        _check_framework(framework)
+        in_shape = tuple(int(d) for d in in_shape)
+        if len(in_shape) != 3:
+            raise ConfigError(f"in_shape must be (C, H, W), got {in_shape!r}")
+        if not channels or any(int(c) < 1 for c in channels):
+            raise ConfigError(
+                f"channels must be a non-empty list of positive sizes, got {channels!r}"
+            )
+        c, h, w = in_shape
+        if min(h, w) < 2 ** len(channels):
+            raise ConfigError(
+                f"a {h}×{w} image is too small for {len(channels)} pooling blocks; "
+                f"use at most {max(1, int(math.log2(min(h, w))))} channel sizes"
+            )
+        super().__init__()
+        self.in_shape = in_shape
+        layers: list[nn.Module] = []
+        for out in channels:
+            layers += [
+                nn.Conv2d(c, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                make_neuron(framework, threshold),
+                nn.MaxPool2d(2),
+            ]
+            c, h, w = out, h // 2, w // 2
+        self.features = nn.Sequential(*layers)
+        self.readout = nn.Linear(c * h * w, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = squeeze_time(x, sample_ndim=4)
+        return self.readout(self.features(x).flatten(1))
+
+
+def build_model(
+    name: str,
+    *,
+    in_shape: Sequence[int],
+    num_classes: int,
+    framework: str = "snntorch",
+    hidden: Sequence[int] = (256, 256),
+    channels: Sequence[int] = (16, 32),
+    depth: int = 20,
+    width: int = 16,
+) -> nn.Module:
+    """Build one of :data:`MODELS` for images of ``in_shape = (C, H, W)``.
+
+    ``hidden`` sizes the ``mlp``, ``channels`` the ``cnn``, ``depth`` and ``width`` the
+    ``preact-resnet`` (``snn_singlestep._preact.preact_resnet``, PSP-normalized
+    pre-activation residual blocks, whose neurons are rebuilt with ``framework``).
+
+    Raises:
+        ConfigError: unknown name or framework, or sizes the model cannot take.
+
+    Example:
+        >>> import torch
+        >>> net = build_model("cnn", in_shape=(1, 8, 8), num_classes=10, channels=(4,))
+        >>> net(torch.rand(2, 1, 8, 8)).shape
+        torch.Size([2, 10])
+    """
+    _check_framework(framework)
+    in_shape = tuple(int(d) for d in in_shape)
+    if name == "mlp":
+        return SingleStepMLP(
+            math.prod(in_shape), num_classes, hidden, framework=framework, in_shape=in_shape
+        )
+    if name == "cnn":
+        return SingleStepCNN(in_shape, num_classes, channels, framework=framework)
+    if name == "preact-resnet":
+        try:
+            from ._preact import preact_resnet
+        except ImportError as err:
+            raise ConfigError(
+                f"model 'preact-resnet' is not available in this installation ({err})"
+            ) from None
+        net = preact_resnet(depth, num_classes, in_channels=in_shape[0], width=width)
+        return swap_neurons(net, framework)
+    raise ConfigError(f"model must be one of {', '.join(MODELS)}; got {name!r}")
+
+
+# --------------------------------------------------------------------------- SpikingJelly zoo
+#: Neurons a model-zoo net can be built with (``--neuron`` of ``snn-singlestep convert``).
+ZOO_NEURONS = {"if": "IFNode", "lif": "LIFNode", "plif": "ParametricLIFNode"}
+# parametric_lif_net classes that take still images, with their fixed input shape.
+_ZOO_CLASSES = {"MNISTNet": (1, 28, 28), "FashionMNISTNet": (1, 28, 28),
+                "CIFAR10Net": (3, 32, 32)}
+_ZOO_MODULES = ("spiking_resnet", "sew_resnet", "spiking_vgg")
+
+
+def _zoo() -> dict[str, object]:
+    import importlib
+
+    found: dict[str, object] = {}
+    for mod_name in _ZOO_MODULES:
+        mod = importlib.import_module(f"spikingjelly.activation_based.model.{mod_name}")
+        found.update({n: getattr(mod, n) for n in mod.__all__ if n[:1].islower()})
+    from spikingjelly.activation_based.model import parametric_lif_net
+
+    found.update({n: getattr(parametric_lif_net, n) for n in _ZOO_CLASSES})
+    return found
+
+
+def zoo_names() -> list[str]:
+    """Names of the SpikingJelly model-zoo nets :func:`build_zoo_model` knows.
+
+    Example:
+        >>> {"spiking_resnet18", "sew_resnet18", "spiking_vgg11_bn", "CIFAR10Net"} <= set(zoo_names())
+        True
+    """
+    return sorted(_zoo())
+
+
+def zoo_in_shape(name: str) -> tuple[int, ...] | None:
+    """``(C, H, W)`` a zoo net requires, or None for ImageNet-style nets (3 × any size)."""
+    return _ZOO_CLASSES.get(name)
+
+
+def build_zoo_model(
+    name: str, *, num_classes: int = 10, neuron: str = "if", cnf: str = "ADD"
+) -> nn.Module:
+    """A multi-step SpikingJelly model-zoo net (random weights, step mode ``'s'``).
+
+    Args:
+        name: a function of ``spiking_resnet``, ``sew_resnet`` or ``spiking_vgg``
+            (``spiking_resnet18``, ``sew_resnet34``, ``spiking_vgg11_bn``, …) or one of
+            ``MNISTNet``, ``FashionMNISTNet``, ``CIFAR10Net`` of ``parametric_lif_net``
+            (those have 10 classes).
+        num_classes: size of the readout.
+        neuron: one of :data:`ZOO_NEURONS`.
+        cnf: connect function of the SEW ResNets (``ADD``, ``IAND``, ``AND``).
+
+    Raises:
+        ConfigError: unknown name or neuron (close names are suggested), or
+            ``num_classes`` the net cannot have.
+
+    Example:
+        >>> type(build_zoo_model("spiking_vgg11", num_classes=3)).__name__
+        'SpikingVGG'
+    """
+    import difflib
+
+    from spikingjelly.activation_based import neuron as sj_neuron
+
+    zoo = _zoo()
+    if name not in zoo:
+        close = difflib.get_close_matches(str(name), list(zoo), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(
+            f"unknown SpikingJelly model-zoo net {name!r}{hint}; valid: {', '.join(sorted(zoo))}"
+        )
+    if neuron not in ZOO_NEURONS:
+        raise ConfigError(f"neuron must be one of {', '.join(ZOO_NEURONS)}; got {neuron!r}")
+    node = getattr(sj_neuron, ZOO_NEURONS[neuron])
+    if name in _ZOO_CLASSES:
+        if num_classes != 10:
+            raise ConfigError(f"{name} has a fixed 10-class voting readout; got num_classes={num_classes}")
+        return zoo[name](spiking_neuron=node)
+    extra = {"cnf": cnf} if name.startswith("sew_") else {}
+    return zoo[name](spiking_neuron=node, num_classes=num_classes, **extra)
+
+
+def single_step_zoo_model(net: nn.Module, *, return_report: bool = False):
+    """Collapse a (zoo) SpikingJelly net to T=1 with ``snn_singlestep.spikingjelly.collapse``.
+
+    ``state_dict`` keys are unchanged, so weights of the multi-step net load into the
+    result and the other way round.
+    """
+    from .spikingjelly import collapse
+
+    return collapse(net, inplace=False, return_report=return_report)
