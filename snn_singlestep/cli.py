@@ -332,7 +332,10 @@ def _format_report(report: dict[str, Any]) -> str:
     lines.append(f"  {'all':<{width}}  {total:>8} neurons  {report['firing_rates']['overall']:.4f}")
     if report.get("energy") is not None:
         lines.append("energy:")
-        lines += [f"  {k}: {v}" for k, v in report["energy"].items()]
+        lines += [
+            f"  {k}: {v:,.1f}" if isinstance(v, float) else f"  {k}: {v}"
+            for k, v in report["energy"].items()
+        ]
     return "\n".join(lines)
 
 

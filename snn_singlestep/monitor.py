@@ -27,8 +27,9 @@ def is_spiking_module(module: nn.Module) -> bool:
 class FiringRateMonitor:
     """Context manager: mean firing rate (spikes per neuron per call) of each spiking layer.
 
-    Spikes are counted over every element of every output while the monitor is active
-    (time steps included for multi-step nets), so a rate is the fraction of ones.
+    Spikes (non-zero outputs) are counted over every element of every output while the
+    monitor is active (time steps included for multi-step nets), so a rate is the fraction
+    of outputs that spike.
 
     Args:
         model: the net to watch; every submodule for which :func:`is_spiking_module` holds
@@ -47,14 +48,16 @@ class FiringRateMonitor:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self._handles: list = []
-        self._spikes: dict[str, float] = {}
+        self._spikes: dict[str, int] = {}
         self._counts: dict[str, int] = {}
+        self._neurons: dict[str, int] = {}
 
     def __enter__(self) -> "FiringRateMonitor":
         for name, module in self.model.named_modules():
             if is_spiking_module(module):
-                self._spikes.setdefault(name, 0.0)
+                self._spikes.setdefault(name, 0)
                 self._counts.setdefault(name, 0)
+                self._neurons.setdefault(name, 0)
                 self._handles.append(module.register_forward_hook(self._hook(name)))
         return self
 
@@ -65,11 +68,12 @@ class FiringRateMonitor:
 
     def _hook(self, name: str):
         def record(module: nn.Module, inputs, output) -> None:
+            # snnTorch neurons may return (spk, mem); graded spikes count as one spike.
             spikes: Optional[Tensor] = output[0] if isinstance(output, tuple) else output
             if isinstance(spikes, Tensor):
-                with torch.no_grad():
-                    self._spikes[name] += float(spikes.detach().float().sum())
+                self._spikes[name] += int(torch.count_nonzero(spikes.detach()))
                 self._counts[name] += spikes.numel()
+                self._neurons[name] = spikes[0].numel() if spikes.ndim > 1 else 1
 
         return record
 
@@ -77,7 +81,21 @@ class FiringRateMonitor:
         """Firing rate per hooked layer (layers that never ran are left out)."""
         return {n: self._spikes[n] / c for n, c in self._counts.items() if c}
 
+    def layers(self) -> list[dict]:
+        """One dict per hooked layer that ran: ``layer`` (dotted path), ``neurons`` (per
+        sample), ``spikes`` (total count) and ``rate``."""
+        return [
+            {"layer": n, "neurons": self._neurons[n], "spikes": self._spikes[n],
+             "rate": self._spikes[n] / c}
+            for n, c in self._counts.items() if c
+        ]
+
+    def overall(self) -> float:
+        """Spikes over outputs, all layers together (0.0 before any forward pass)."""
+        total = sum(self._counts.values())
+        return sum(self._spikes.values()) / total if total else 0.0
+
     def reset(self) -> None:
         """Forget the spikes counted so far."""
         for name in self._spikes:
-            self._spikes[name], self._counts[name] = 0.0, 0
+            self._spikes[name], self._counts[name] = 0, 0

@@ -7,7 +7,8 @@ optimizer, scheduler, RNG), a metrics file and a training-curve plot, and
 multi-process training when started by ``torchrun`` (:mod:`snn_singlestep.distributed`).
 
 :func:`fit` trains a given model on given datasets (no files); :func:`evaluate` gives
-the accuracy; :class:`FiringRateMonitor` counts spikes of every S² neuron.
+the accuracy; :class:`~snn_singlestep.monitor.FiringRateMonitor` counts spikes of every
+spiking layer.
 
 Output directory (``TrainConfig.out``), written by rank 0 only:
 
@@ -49,10 +50,10 @@ from .distributed import (
 )
 from .errors import CheckpointError, ConfigError
 from .models import FRAMEWORKS, MODELS, build_model
+from .monitor import FiringRateMonitor
 
 __all__ = [
     "CHECKPOINT_NAME",
-    "FiringRateMonitor",
     "TrainConfig",
     "TrainResult",
     "evaluate",
@@ -169,76 +170,6 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- evaluation
-def _batch_output(output: Any) -> Tensor:
-    # S2Neuron returns (spk, mem) unless init_hidden=True and output=False.
-    return output[0] if isinstance(output, tuple) else output
-
-
-class FiringRateMonitor:
-    """Count the spikes of every S² neuron module of a net with forward hooks.
-
-    Hooks every ``S2Cell``, ``S2Neuron`` and ``S2Node`` (any glue) while the ``with``
-    block runs. The firing rate of a layer is the fraction of its outputs that are
-    non-zero, over all samples seen: ``spikes / (samples × neurons)``.
-
-    Example:
-        >>> from snn_singlestep.models import SingleStepMLP
-        >>> net = SingleStepMLP(4, 2, hidden=(3,), framework="torch").eval()
-        >>> with FiringRateMonitor(net) as monitor:
-        ...     _ = net(torch.zeros(5, 4))
-        >>> [(r["layer"], r["neurons"], r["rate"]) for r in monitor.rates()]
-        [('features.2', 3, 0.0)]
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        from .models import is_spiking_neuron
-
-        self.layers = [(n, m) for n, m in model.named_modules() if is_spiking_neuron(m)]
-        self._handles: list = []
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the counts."""
-        self._spikes = {name: 0 for name, _ in self.layers}
-        self._outputs = {name: 0 for name, _ in self.layers}
-        self._neurons = {name: 0 for name, _ in self.layers}
-
-    def _hook(self, name: str) -> Callable:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            out = _batch_output(output)
-            self._spikes[name] += int(torch.count_nonzero(out.detach()))
-            self._outputs[name] += out.numel()
-            self._neurons[name] = out[0].numel() if out.ndim > 1 else 1
-
-        return hook
-
-    def __enter__(self) -> FiringRateMonitor:
-        self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.layers]
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def rates(self) -> list[dict[str, Any]]:
-        """One dict per neuron layer: ``layer`` (dotted path), ``neurons``, ``spikes``, ``rate``."""
-        return [
-            {
-                "layer": name,
-                "neurons": self._neurons[name],
-                "spikes": self._spikes[name],
-                "rate": self._spikes[name] / self._outputs[name] if self._outputs[name] else 0.0,
-            }
-            for name, _ in self.layers
-        ]
-
-    def overall(self) -> float:
-        """Spikes over outputs, all layers together (0.0 before any forward pass)."""
-        outputs = sum(self._outputs.values())
-        return sum(self._spikes.values()) / outputs if outputs else 0.0
-
-
 def _loader(data: Dataset, batch_size: int, device: torch.device, **kw: Any) -> DataLoader:
     return DataLoader(data, batch_size=batch_size, pin_memory=device.type == "cuda", **kw)
 
@@ -287,7 +218,9 @@ def evaluate_model(
 
     Returns:
         ``{"samples", "accuracy", "loss", "firing_rates": {"layers": [...],
-        "overall"}, "energy": None}``. ``energy`` is reserved for an energy estimate.
+        "overall"}, "energy": {...}}``: ``energy`` holds per-sample MACs, SynOps and
+        energy estimated by :func:`snn_singlestep.energy.energy_report` on the first
+        batch (None for an empty dataset).
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -310,8 +243,23 @@ def evaluate_model(
         "samples": count,
         "accuracy": float(sums[1]) / count if count else 0.0,
         "loss": float(sums[0]) / count if count else 0.0,
-        "firing_rates": {"layers": monitor.rates(), "overall": monitor.overall()},
-        "energy": None,
+        "firing_rates": {"layers": monitor.layers(), "overall": monitor.overall()},
+        "energy": _energy_summary(model, data, device) if count else None,
+    }
+
+
+def _energy_summary(model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
+    """Per-sample MACs, SynOps and energy (45 nm table) on the first batch of ``data``."""
+    from .energy import energy_report
+
+    x, _ = next(iter(_loader(data, 64, device)))
+    report = energy_report(model, x.to(device))
+    n = report.batch_size
+    return {
+        "macs_per_sample": report.macs / n,
+        "synops_per_sample": report.synops / n,
+        "energy_nj_per_sample": report.energy_per_sample_pj() / 1e3,
+        "table_pj": report.table,
     }
 
 

@@ -298,13 +298,15 @@ def test_eval_reports_accuracy_and_firing_rates(capsys, tmp_path):
     assert text[1] == "data: digits test split, 200 samples"
     assert text[2] == f"accuracy: {trained:.2f}%"
     assert text[4].startswith("firing rates")
-    assert [line.split()[0] for line in text[5:]] == ["features.2", "features.5", "all"]
+    assert [line.split()[0] for line in text[5:8]] == ["features.2", "features.5", "all"]
+    assert text[8] == "energy:" and text[9].startswith("  macs_per_sample: ")
 
     assert main(["eval", ckpt, "--json", "--limit", "200"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report) == {"checkpoint", "model", "framework", "epoch", "dataset", "split",
                            "samples", "accuracy", "loss", "firing_rates", "energy"}
-    assert report["energy"] is None  # reserved for the energy estimate
+    assert report["energy"]["table_pj"] == {"mac": 4.6, "ac": 0.9}
+    assert report["energy"]["synops_per_sample"] > 0  # the second conv sees spikes
     layers = report["firing_rates"]["layers"]
     assert [(r["layer"], r["neurons"]) for r in layers] == [("features.2", 16), ("features.5", 8)]
     assert all(0.0 <= r["rate"] <= 1.0 for r in layers)

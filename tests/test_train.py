@@ -15,8 +15,8 @@ from snn_singlestep.data import load_dataset
 from snn_singlestep.distributed import DistContext
 from snn_singlestep.errors import CheckpointError, ConfigError
 from snn_singlestep.models import FRAMEWORKS, SingleStepMLP, build_model, make_neuron
+from snn_singlestep.monitor import FiringRateMonitor
 from snn_singlestep.train import (
-    FiringRateMonitor,
     TrainConfig,
     _train_loader,
     evaluate,
@@ -89,13 +89,13 @@ def test_firing_rate_monitor_counts_spikes(framework):
     with FiringRateMonitor(net) as monitor:
         net(x)
         net(x[:1])
-    (row,) = monitor.rates()
+    (row,) = monitor.layers()
     assert row == {"layer": "1", "neurons": 4, "spikes": 3 + 2, "rate": 5 / 12}
     assert monitor.overall() == 5 / 12
     net(x)  # hooks are gone after the block
-    assert monitor.rates()[0]["spikes"] == 5
+    assert monitor.layers()[0]["spikes"] == 5
     monitor.reset()
-    assert monitor.rates()[0]["rate"] == 0.0 and monitor.overall() == 0.0
+    assert monitor.layers() == [] and monitor.overall() == 0.0
 
 
 def test_firing_rate_monitor_handles_tuple_outputs_and_feature_maps():
@@ -104,7 +104,7 @@ def test_firing_rate_monitor_handles_tuple_outputs_and_feature_maps():
     with FiringRateMonitor(net) as monitor:
         net[0](torch.zeros(1))
         spk, mem = net.lif(torch.full((2, 3, 4, 5), 0.75))
-    assert monitor.rates() == [{"layer": "lif", "neurons": 60, "spikes": 120, "rate": 1.0}]
+    assert monitor.layers() == [{"layer": "lif", "neurons": 60, "spikes": 120, "rate": 1.0}]
 
 
 def test_evaluate_model_reports_accuracy_loss_and_rates():
@@ -114,7 +114,12 @@ def test_evaluate_model_reports_accuracy_loss_and_rates():
     net.train()
     report = evaluate_model(net, test_set, batch_size=33)
     assert net.training  # mode restored
-    assert report["samples"] == 100 and report["energy"] is None
+    assert report["samples"] == 100
+    energy = report["energy"]
+    assert energy["macs_per_sample"] > 0 and energy["synops_per_sample"] >= 0
+    assert energy["energy_nj_per_sample"] == pytest.approx(
+        (energy["macs_per_sample"] * 4.6 + energy["synops_per_sample"] * 0.9) / 1e3
+    )
     assert report["accuracy"] == evaluate(net, test_set)
     x = torch.stack([test_set[i][0] for i in range(100)])
     y = torch.stack([test_set[i][1] for i in range(100)])
