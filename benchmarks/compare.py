@@ -1,0 +1,239 @@
+"""The seed papers' claims, side by side: ANN vs S²NN vs other neurons, same net and budget.
+
+Trains the same architecture with several activations/neurons for ``--seeds`` seeds and
+prints mean ± std test accuracy, mean hidden firing rate, SynOps and MACs per sample,
+estimated energy per sample (45 nm table) and training time:
+
+* ``ReLU ANN`` — full precision;
+* ``S2NN`` — ours, single step, S² surrogate (α=4, β=1), BatchNorm before each neuron;
+* ``S2NN + PSP`` — the same with PSP normalization instead of BatchNorm;
+* ``T=1 atan``/``T=1 fast-sigmoid`` (snnTorch) and ``T=1 SJ Sigmoid``/``T=1 SJ ATan``
+  (SpikingJelly) — the same single-step neuron with another surrogate gradient;
+* ``sign + STE`` — a BNN-style ±1 activation with the clipped straight-through estimator;
+* ``Leaky T=4``/``Leaky T=8`` — snnTorch ``Leaky`` (β=0.9) run for T steps on the repeated input.
+
+Data: ``digits`` (scikit-learn, 8×8, MLP 64-256-256-10) and ``mnist1d`` (the ``mnist1d``
+package generates 4000/1000 samples of length 40 offline; 1D CNN with three 32-channel
+convolutions). Writes ``compare_<dataset>.md`` (a markdown table), ``.json`` and a plot of
+accuracy against energy into ``--out``.
+
+    python benchmarks/compare.py --dataset mnist1d --seeds 3 --epochs 40
+    python benchmarks/compare.py --quick      # digits, 1 seed, 1 epoch: a sanity run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import time
+from typing import Callable
+
+import snntorch as snn
+import snntorch.surrogate
+import snntorch.utils
+import torch
+from spikingjelly.activation_based import surrogate as sj_surrogate
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from snn_singlestep import S2Cell
+from snn_singlestep.core.psp import PSPNorm
+from snn_singlestep.energy import energy_report
+
+
+class SignSTE(torch.autograd.Function):
+    """sign(x) ∈ {−1, +1} forward; gradient 1 on |x| ≤ 1, else 0 (Courbariaux et al.)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= 1).to(grad.dtype)
+
+
+class Sign(nn.Module):
+    def forward(self, x):
+        return SignSTE.apply(x)
+
+
+def single_step(surrogate: Callable) -> Callable[[], nn.Module]:
+    return lambda: S2Cell(threshold=1.0, surrogate=surrogate)
+
+
+def contenders() -> dict[str, dict]:
+    """name → how to build the activation, the norm and how many steps to run."""
+    return {
+        "ReLU ANN": {"act": nn.ReLU, "norm": "batch", "T": 1},
+        "S2NN (ours)": {"act": lambda: S2Cell(threshold=1.0), "norm": "batch", "T": 1},
+        "S2NN + PSP": {"act": lambda: S2Cell(threshold=1.0), "norm": "psp", "T": 1},
+        "T=1 atan": {"act": single_step(snntorch.surrogate.atan()), "norm": "batch", "T": 1},
+        "T=1 fast-sigmoid": {"act": single_step(snntorch.surrogate.fast_sigmoid()), "norm": "batch", "T": 1},
+        "T=1 SJ Sigmoid": {"act": single_step(sj_surrogate.Sigmoid()), "norm": "batch", "T": 1},
+        "T=1 SJ ATan": {"act": single_step(sj_surrogate.ATan()), "norm": "batch", "T": 1},
+        "sign + STE": {"act": Sign, "norm": "batch", "T": 1},
+        "Leaky T=4": {"act": lambda: snn.Leaky(beta=0.9, init_hidden=True), "norm": "batch", "T": 4},
+        "Leaky T=8": {"act": lambda: snn.Leaky(beta=0.9, init_hidden=True), "norm": "batch", "T": 8},
+    }
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    return PSPNorm(channels) if kind == "psp" else (
+        nn.BatchNorm1d(channels)
+    )
+
+
+def build(dataset: str, act: Callable[[], nn.Module], norm: str) -> nn.Module:
+    if dataset == "digits":
+        return nn.Sequential(
+            nn.Linear(64, 256, bias=False), _norm(norm, 256), act(),
+            nn.Linear(256, 256, bias=False), _norm(norm, 256), act(),
+            nn.Linear(256, 10),
+        )
+    layers: list[nn.Module] = [nn.Unflatten(1, (1, 40))]
+    channels = 1
+    for _ in range(3):
+        layers += [nn.Conv1d(channels, 32, 5, stride=2, padding=2, bias=False), _norm(norm, 32), act()]
+        channels = 32
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(32 * 5, 10))
+
+
+def load(dataset: str) -> tuple[TensorDataset, TensorDataset]:
+    if dataset == "digits":
+        from snn_singlestep.data import load_digits_split
+
+        return load_digits_split()
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    d = make_dataset(get_dataset_args())
+    as_ds = lambda x, y: TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y))  # noqa: E731
+    return as_ds(d["x"], d["y"]), as_ds(d["x_test"], d["y_test"])
+
+
+def run_model(net: nn.Module, x: torch.Tensor, steps: int) -> torch.Tensor:
+    if steps == 1:
+        return net(x)
+    snntorch.utils.reset(net)
+    return torch.stack([net(x) for _ in range(steps)]).mean(0)
+
+
+def train_one(dataset, spec, train, test, seed, args) -> dict:
+    torch.manual_seed(seed)
+    net = build(dataset, spec["act"], spec["norm"])
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
+    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    start = time.perf_counter()
+    for _ in range(args.epochs):
+        net.train()
+        for x, y in loader:
+            loss = nn.functional.cross_entropy(run_model(net, x, spec["T"]), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    seconds = time.perf_counter() - start
+    net.eval()
+    x_test, y_test = test.tensors
+    with torch.no_grad():
+        accuracy = (run_model(net, x_test, spec["T"]).argmax(1) == y_test).float().mean().item()
+    batch = x_test[:100]
+    if spec["T"] == 1:
+        report = energy_report(net, batch)
+    else:
+        report = energy_report(net, batch.unsqueeze(0).repeat(spec["T"], *[1] * batch.ndim),
+                               steps=spec["T"])
+    return {
+        "accuracy": accuracy, "seconds": seconds, "rate": report.mean_firing_rate,
+        "macs": report.macs / report.batch_size, "synops": report.synops / report.batch_size,
+        "energy_nj": report.energy_per_sample_pj() / 1e3,
+    }
+
+
+def summarize(name: str, runs: list[dict]) -> dict:
+    acc = [100 * r["accuracy"] for r in runs]
+    out = {"model": name, "acc_mean": statistics.mean(acc),
+           "acc_std": statistics.stdev(acc) if len(acc) > 1 else 0.0, "runs": runs}
+    for key in ("rate", "macs", "synops", "energy_nj", "seconds"):
+        values = [r[key] for r in runs if r[key] is not None]
+        out[key] = statistics.mean(values) if values else None
+    return out
+
+
+def markdown(rows: list[dict], dataset: str, args) -> str:
+    lines = [
+        f"**{dataset}**, {args.seeds} seed(s), {args.epochs} epochs, Adam {args.lr}, batch {args.batch_size}",
+        "",
+        "| model | test acc % (mean ± std) | hidden firing rate | MACs/sample | SynOps/sample | energy nJ/sample | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        rate = "—" if r["rate"] is None else f"{r['rate']:.3f}"
+        lines.append(
+            f"| {r['model']} | {r['acc_mean']:.2f} ± {r['acc_std']:.2f} | {rate} | {r['macs']:,.0f} | "
+            f"{r['synops']:,.0f} | {r['energy_nj']:,.1f} | {r['seconds']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: pathlib.Path, dataset: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        ax.errorbar(r["energy_nj"], r["acc_mean"], yerr=r["acc_std"], fmt="o", capsize=3)
+        ax.annotate(r["model"], (r["energy_nj"], r["acc_mean"]), fontsize=7,
+                    xytext=(4, 2), textcoords="offset points")
+    ax.set(xscale="log", xlabel="energy per sample (nJ, 45 nm)", ylabel="test accuracy (%)",
+           title=dataset)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["digits", "mnist1d"], default="digits")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--models", nargs="+", help="subset of the contenders, by name")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch")
+    parser.add_argument("--out", default="docs/benchmarks")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.epochs = 1, 1
+    specs = contenders()
+    if args.models:
+        unknown = sorted(set(args.models) - set(specs))
+        if unknown:
+            parser.error(f"unknown model(s) {unknown}; choose from {sorted(specs)}")
+        specs = {k: v for k, v in specs.items() if k in args.models}
+    train, test = load(args.dataset)
+    rows = []
+    for name, spec in specs.items():
+        runs = [train_one(args.dataset, spec, train, test, seed, args) for seed in range(args.seeds)]
+        rows.append(summarize(name, runs))
+        r = rows[-1]
+        print(f"{name:<18} {r['acc_mean']:6.2f} ± {r['acc_std']:.2f} %  energy {r['energy_nj']:8.1f} nJ  "
+              f"{r['seconds']:6.1f} s", flush=True)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"compare_{args.dataset}" + ("_quick" if args.quick else "")
+    (out / f"{stem}.md").write_text(markdown(rows, args.dataset, args))
+    (out / f"{stem}.json").write_text(json.dumps(rows, indent=2))
+    plot(rows, out / f"{stem}.png", args.dataset)
+    print(markdown(rows, args.dataset, args))
+
+
+if __name__ == "__main__":
+    main()
