@@ -7,6 +7,7 @@ Subcommands:
   metrics file and plot in ``--out``; multi-process under ``torchrun``.
 - ``eval``: accuracy and per-layer firing rates of a checkpoint on a dataset split.
 - ``convert``: collapse a SpikingJelly model-zoo net to T=1 and save it.
+- ``export``: write a checkpoint's net as NIR or ONNX.
 
 Exit status: 0 on success, 2 for usage errors (bad option, unknown name, missing
 data, unwritable output directory), 1 for a checkpoint that cannot be used,
@@ -211,6 +212,27 @@ def _parser() -> argparse.ArgumentParser:
                     help="connect function of the sew_resnet nets")
     cv.add_argument("--out", metavar="FILE", required=True, help="where to save the result")
     cv.set_defaults(handler=_convert, command_parser=cv)
+
+    # ---- export
+    from .export import FORMATS, ONNX_OPSET
+
+    ex = sub.add_parser(
+        "export",
+        help="export a checkpoint's single-step net to NIR or ONNX",
+        formatter_class=_HelpFormatter,
+        description=(
+            "Rebuild the net of a checkpoint written by 'train' or 'convert' and export it: "
+            "NIR (affine/conv nodes and thresholds) or ONNX (spikes as comparisons and casts, "
+            "dynamic batch axis). Needs the 'deploy' extra: pip install snn_singlestep[deploy]."
+        ),
+    )
+    ex.add_argument("checkpoint", help="checkpoint written by 'train' or 'convert'")
+    ex.add_argument("out", help="file to write (.nir / .onnx)")
+    ex.add_argument("--format", choices=FORMATS, required=True)
+    ex.add_argument("--input-shape", metavar="C,H,W", default=None,
+                    help="shape of one sample, for checkpoints that do not record one")
+    ex.add_argument("--opset", type=_positive_int, default=ONNX_OPSET, help="ONNX opset")
+    ex.set_defaults(handler=_export, command_parser=ex)
     return parser
 
 
@@ -463,6 +485,28 @@ def _convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                           "collapse_report": str(report)})
     print(str(report).splitlines()[0])
     print(f"saved: {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .errors import CheckpointError, ConfigError, ConversionError, ShapeError
+    from .export import export_checkpoint
+
+    shape = None
+    if args.input_shape:
+        try:
+            shape = tuple(int(d) for d in args.input_shape.split(","))
+        except ValueError:
+            _usage_error(parser, f"--input-shape must look like 3,32,32, got {args.input_shape!r}")
+    try:
+        path = export_checkpoint(args.checkpoint, args.out, args.format,
+                                 input_shape=shape, opset_version=args.opset)
+    except ConfigError as err:
+        _usage_error(parser, str(err))
+    except (ImportError, CheckpointError, ConversionError, ShapeError) as err:
+        return _fail("export", str(err))
+    print(f"saved: {path}")
     return 0
 
 

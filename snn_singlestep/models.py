@@ -15,6 +15,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
+from ._preact import preact_resnet
 from .core.functional import squeeze_time
 from .errors import ConfigError
 
@@ -30,6 +31,7 @@ __all__ = [
     "zoo_names",
     "is_spiking_neuron",
     "make_neuron",
+    "preact_resnet",
     "swap_neurons",
 ]
 
@@ -274,12 +276,6 @@ def build_model(
     if name == "cnn":
         return SingleStepCNN(in_shape, num_classes, channels, framework=framework)
     if name == "preact-resnet":
-        try:
-            from ._preact import preact_resnet
-        except ImportError as err:
-            raise ConfigError(
-                f"model 'preact-resnet' is not available in this installation ({err})"
-            ) from None
         net = preact_resnet(depth, num_classes, in_channels=in_shape[0], width=width)
         return swap_neurons(net, framework)
     raise ConfigError(f"model must be one of {', '.join(MODELS)}; got {name!r}")

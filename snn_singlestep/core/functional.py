@@ -4,18 +4,27 @@ The single-step (T=1) neuron of S²NN runs exactly one time step from a zero mem
 
 .. math::
 
-    v &= I                  &\quad\text{(charge: no leak and no state, } v_0 = 0\text{)} \\
+    v &= I + \sigma\,\varepsilon &\quad\text{(charge: no leak and no state, } v_0 = 0\text{;
+        } \varepsilon \sim \mathcal N(0, 1)\text{ i.i.d.)} \\
     s &= H(v - \theta)      &\quad\text{(fire, } H(0) = 1\text{)}
 
 There is no reset: the membrane is discarded after the step, so the next call starts
 from zero again. In the backward pass :math:`\partial s/\partial v` is the surrogate
 chosen by ``spike_fn`` (the S² surrogate by default, :mod:`.surrogate`).
 
+The noise term :math:`\sigma\varepsilon` is the *noise-based training* option (Jiang &
+Zhang, 2023): with :math:`\sigma > 0` the expected spike is
+:math:`\mathbb E[s] = \Phi((I - \theta)/\sigma)`, the quantity a T=N integrate-and-fire
+neuron approximates after conversion (:mod:`.noise`). :math:`\sigma = 0` (the default)
+draws nothing and returns ``v`` as the very tensor ``current``. Whether noise is on is
+the caller's decision (the neuron modules pass :math:`\sigma = 0` in ``eval()`` mode).
+
 ==================  ===============  ===============================================
 symbol              argument         snnTorch / SpikingJelly spelling
 ==================  ===============  ===============================================
 :math:`I`           ``current``      ``input_`` / ``x``
 :math:`\theta`      ``threshold``    ``threshold`` / ``v_threshold``
+:math:`\sigma`      ``noise_std``    ``noise_std``
 :math:`v`           returned ``v``   ``mem`` / ``v``
 ==================  ===============  ===============================================
 
@@ -25,11 +34,14 @@ own surrogates fire only above threshold).
 
 from __future__ import annotations
 
-from typing import Callable, Union
+import math
+import numbers
+from typing import Callable, Optional, Union
 
+import torch
 from torch import Tensor
 
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
 from .surrogate import s2_spike
 
 __all__ = ["s2_neuron_step", "squeeze_time"]
@@ -39,6 +51,9 @@ def s2_neuron_step(
     current: Tensor,
     threshold: Union[float, Tensor] = 1.0,
     spike_fn: Callable[[Tensor], Tensor] = s2_spike,
+    *,
+    noise_std: Union[float, Tensor] = 0.0,
+    generator: Optional[torch.Generator] = None,
 ) -> tuple[Tensor, Tensor]:
     r"""One single-step neuron update; returns ``(spike, v)`` (equations in the module doc).
 
@@ -46,15 +61,58 @@ def s2_neuron_step(
         current: input current :math:`I`, any shape.
         threshold: :math:`\theta`, a float or a tensor broadcastable to ``current``.
         spike_fn: maps :math:`v - \theta` to spikes; defines the surrogate gradient.
+        noise_std: :math:`\sigma \ge 0` of the Gaussian noise added to the membrane
+            before the threshold; a float, or a tensor (e.g. a learnable 0-d parameter,
+            which then receives the gradient :math:`\varepsilon\,\partial L/\partial v`).
+            0 adds nothing.
+        generator: random generator for :math:`\varepsilon` (on ``current``'s device);
+            None uses torch's global generator (seeded by ``torch.manual_seed``).
+
+    Returns:
+        ``(spike, v)``: spikes in ``spike_fn``'s dtype and the (noisy) membrane :math:`v`.
+
+    Raises:
+        ConfigError: ``noise_std`` is a negative or non-finite number.
 
     Example:
         >>> import torch
         >>> spike, v = s2_neuron_step(torch.tensor([0.5, 1.0, 1.5]), threshold=1.0)
         >>> spike
         tensor([0., 1., 1.])
+        >>> g = torch.Generator().manual_seed(0)
+        >>> spike, v = s2_neuron_step(torch.zeros(3), 0.0, noise_std=0.5, generator=g)
+        >>> v.shape, bool((spike == (v >= 0)).all())
+        (torch.Size([3]), True)
     """
     v = current
+    if isinstance(noise_std, Tensor):
+        v = current + noise_std * _standard_normal(current, generator)
+    else:
+        sigma = _noise_std_value(noise_std)
+        if sigma > 0.0:
+            v = current + sigma * _standard_normal(current, generator)
     return spike_fn(v - threshold), v
+
+
+def _noise_std_value(noise_std: object) -> float:
+    if isinstance(noise_std, bool) or not isinstance(noise_std, numbers.Real):
+        raise ConfigError(
+            f"noise_std must be a real number >= 0 or a tensor, got {noise_std!r} of type "
+            f"{type(noise_std).__name__}"
+        )
+    sigma = float(noise_std)
+    if not (math.isfinite(sigma) and sigma >= 0.0):
+        raise ConfigError(
+            f"noise_std must be a finite number >= 0 (0 turns the noise off), got {noise_std!r}"
+        )
+    return sigma
+
+
+def _standard_normal(like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
+    r""":math:`\varepsilon \sim \mathcal N(0, 1)` with ``like``'s shape, dtype and device."""
+    if not like.is_floating_point():
+        raise ConfigError(f"membrane noise needs a floating-point current, got {like.dtype}")
+    return torch.randn(like.shape, dtype=like.dtype, device=like.device, generator=generator)
 
 
 def squeeze_time(x: Tensor, sample_ndim: int, *, name: str = "input") -> Tensor:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ._validate import flag, real_number
 from .functional import s2_neuron_step
+from .noise import MembraneNoise, as_membrane_noise, noise_kwargs
 from .surrogate import S2Surrogate
 
 __all__ = ["S2Cell", "threshold_tensor"]
@@ -43,12 +44,23 @@ class S2Cell(nn.Module):
         surrogate: callable mapping :math:`v - \theta` to spikes; defaults to a new
             :class:`~snn_singlestep.core.surrogate.S2Surrogate`.
         learn_threshold: make :math:`\theta` a parameter.
+        noise_std: Gaussian membrane noise :math:`\sigma` used in ``train()`` mode only
+            (noise-based training, :mod:`~snn_singlestep.core.noise`): a number ``>= 0``
+            (0, the default, means none), a schedule callable, or a
+            :class:`~snn_singlestep.core.noise.MembraneNoise` (learnable, seeded, …).
+            Stored as the submodule ``noise`` (None without noise).
 
     Example:
         >>> cell = S2Cell(threshold=1.0)
         >>> cell(torch.tensor([0.2, 1.0, 3.0]))
         tensor([0., 1., 1.])
+        >>> noisy = S2Cell(noise_std=0.4)
+        >>> noisy.noise
+        MembraneNoise(std=0.4)
     """
+
+    #: Marks neurons that honour ``noise`` (see :func:`~snn_singlestep.core.noise.set_noise_std`).
+    supports_membrane_noise = True
 
     def __init__(
         self,
@@ -56,20 +68,24 @@ class S2Cell(nn.Module):
         *,
         surrogate: Optional[Callable[[Tensor], Tensor]] = None,
         learn_threshold: bool = False,
+        noise_std: Union[float, MembraneNoise, Callable[[int], float]] = 0.0,
     ) -> None:
         theta = threshold_tensor(threshold)
+        noise = as_membrane_noise(noise_std)
         learn_threshold = flag("learn_threshold", learn_threshold)
         if surrogate is not None and not callable(surrogate):
             raise ConfigError(f"surrogate must be callable, got {surrogate!r}")
         super().__init__()
         self.surrogate = S2Surrogate() if surrogate is None else surrogate
+        self.noise = noise
         if learn_threshold:
             self.threshold = nn.Parameter(theta)
         else:
             self.register_buffer("threshold", theta)
 
     def forward(self, current: Tensor) -> Tensor:
-        spike, _ = s2_neuron_step(current, self.threshold, self.surrogate)
+        noise = noise_kwargs(getattr(self, "noise", None), self.training, current)
+        spike, _ = s2_neuron_step(current, self.threshold, self.surrogate, **noise)
         return spike.to(current.dtype)
 
     def extra_repr(self) -> str:

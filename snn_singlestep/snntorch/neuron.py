@@ -11,10 +11,19 @@ from torch import Tensor
 from ..core._validate import flag, real_number
 from ..core.functional import s2_neuron_step
 from ..core.modules import threshold_tensor
+from ..core.noise import (
+    MAPPINGS,
+    MembraneNoise,
+    as_membrane_noise,
+    if_conversion_params,
+    if_drive,
+    if_step,
+    noise_kwargs,
+)
 from ..core.surrogate import S2Surrogate, heaviside
 from ..errors import ConfigError
 
-__all__ = ["S2Neuron", "add_time_dim"]
+__all__ = ["ConvertedIFNeuron", "S2Neuron", "add_time_dim"]
 
 _RESET_MECHANISMS = ("subtract", "zero", "none")
 
@@ -47,6 +56,10 @@ class S2Neuron(snntorch.Leaky):
       ``learn_graded_spikes_factor``, ``inhibition``, ``state_quant``,
       ``surrogate_disable``, ``init_hidden``, ``output``: as in ``Leaky``.
     - ``spike_grad=None`` means the S² surrogate (``Leaky`` would pick atan).
+    - ``noise_std`` (keyword-only, ours): Gaussian noise :math:`\sigma` on the membrane
+      before the threshold, in ``train()`` mode only (noise-based training; a number,
+      a schedule or a :class:`~snn_singlestep.core.noise.MembraneNoise`; see
+      :mod:`~snn_singlestep.core.noise`). The returned ``mem`` then includes the noise.
 
     Return values follow ``Leaky``: ``(spk, mem)``, or ``spk`` alone when
     ``init_hidden=True`` and ``output=False``. ``mem`` is the membrane of this step,
@@ -64,7 +77,12 @@ class S2Neuron(snntorch.Leaky):
         >>> spk, mem = lif(torch.tensor([0.5, 1.5]))
         >>> spk
         tensor([0., 1.])
+        >>> S2Neuron(noise_std=0.4).noise
+        MembraneNoise(std=0.4)
     """
+
+    #: Marks neurons that honour ``noise`` (see :func:`~snn_singlestep.core.noise.set_noise_std`).
+    supports_membrane_noise = True
 
     def __init__(
         self,
@@ -82,6 +100,8 @@ class S2Neuron(snntorch.Leaky):
         graded_spikes_factor: Union[float, Tensor] = 1.0,
         learn_graded_spikes_factor: bool = False,
         reset_delay: bool = True,
+        *,
+        noise_std: Union[float, MembraneNoise, Callable[[int], float]] = 0.0,
     ) -> None:
         # Validate everything before Leaky.__init__: snnTorch appends the instance to a
         # global list first, and a half-built neuron there breaks every later reset.
@@ -113,6 +133,7 @@ class S2Neuron(snntorch.Leaky):
             raise ConfigError(f"spike_grad must be callable or None, got {spike_grad!r}")
         if state_quant is not False and not callable(state_quant):
             raise ConfigError(f"state_quant must be False or callable, got {state_quant!r}")
+        noise = as_membrane_noise(noise_std)
         if spike_grad is None:
             spike_grad = S2Surrogate()
         super().__init__(
@@ -134,6 +155,7 @@ class S2Neuron(snntorch.Leaky):
         if surrogate_disable:
             # Leaky's bypass fires on ``>`` and returns float32; keep our tie rule and dtype.
             self.spike_grad = heaviside
+        self.noise = noise
 
     def _threshold_buffer(self, threshold, learn_threshold):
         # snnTorch stores a float threshold as float32; keep it exact (float64, 0-d) so
@@ -144,15 +166,117 @@ class S2Neuron(snntorch.Leaky):
         if self.init_hidden and mem is not None:
             raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
         v = self.state_quant(input_) if self.state_quant else input_
+        noise = noise_kwargs(getattr(self, "noise", None), self.training, v)
         if self.inhibition:
+            if noise:
+                _, v = s2_neuron_step(v, self.threshold, self.spike_grad, **noise)
             spk = self.fire_inhibition(v.size(0), v)
         else:
-            spk, v = s2_neuron_step(v, self.threshold, self.spike_grad)
+            spk, v = s2_neuron_step(v, self.threshold, self.spike_grad, **noise)
             spk = spk * self.graded_spikes_factor
         spk = spk.to(input_.dtype)
         if self.output or not self.init_hidden:
             return spk, v
         return spk
+
+
+class ConvertedIFNeuron(snntorch.Leaky):
+    r"""The T=N integrate-and-fire neuron that replaces an :class:`S2Neuron`, as a ``Leaky``.
+
+    Built by :func:`snn_singlestep.to_multistep`. One call is one time step; the membrane
+    is kept between calls (``Leaky``'s ``mem``) until ``reset_mem()`` or
+    ``snntorch.utils.reset``. Equations, and the mapping of the single-step threshold
+    :math:`\theta` and training noise :math:`\sigma` onto the IF neuron, are those of
+    :mod:`snn_singlestep.core.noise` (:func:`~snn_singlestep.core.noise.if_step`): drive
+    :math:`aI + b`, threshold 1, reset by subtracting 1, initial membrane :math:`c`.
+
+    ``threshold`` is :math:`\theta` of the replaced neuron (same buffer or parameter,
+    same ``state_dict`` key). The membrane returned (and accepted as ``mem``) is the IF
+    membrane :math:`u` in units of its threshold 1; internally ``self.mem`` holds
+    :math:`u - c`, so that snnTorch's zero reset is the initial state :math:`c`.
+
+    Args:
+        threshold: :math:`\theta`. spike_grad: surrogate for :math:`u - 1` (default S²).
+        noise_std: :math:`\sigma` of the replaced neuron. mapping: ``"matched"`` or
+            ``"plain"``. init_hidden, output, graded_spikes_factor, learn_threshold,
+            learn_graded_spikes_factor: as in ``Leaky``.
+
+    Example:
+        >>> neuron = ConvertedIFNeuron(threshold=1.0, noise_std=0.4, init_hidden=True)
+        >>> [neuron(torch.tensor([1.2])).item() for _ in range(4)]
+        [1.0, 0.0, 1.0, 1.0]
+    """
+
+    def __init__(
+        self,
+        threshold: Union[float, Tensor] = 1.0,
+        spike_grad: Optional[Callable[[Tensor], Tensor]] = None,
+        *,
+        noise_std: float = 0.0,
+        mapping: str = "matched",
+        init_hidden: bool = False,
+        output: bool = False,
+        graded_spikes_factor: Union[float, Tensor] = 1.0,
+        learn_threshold: bool = False,
+        learn_graded_spikes_factor: bool = False,
+    ) -> None:
+        _finite_scalar_or_tensor("threshold", threshold)
+        _finite_scalar_or_tensor("graded_spikes_factor", graded_spikes_factor)
+        for name, value in (
+            ("init_hidden", init_hidden),
+            ("output", output),
+            ("learn_threshold", learn_threshold),
+            ("learn_graded_spikes_factor", learn_graded_spikes_factor),
+        ):
+            flag(name, value)
+        if mapping not in MAPPINGS:
+            raise ConfigError(f"mapping must be one of {MAPPINGS}, got {mapping!r}")
+        noise_std = real_number("noise_std", noise_std)
+        _, _, v_init = if_conversion_params(threshold_tensor(threshold), noise_std, mapping)
+        if spike_grad is not None and not callable(spike_grad):
+            raise ConfigError(f"spike_grad must be callable or None, got {spike_grad!r}")
+        super().__init__(
+            1.0,
+            threshold,
+            S2Surrogate() if spike_grad is None else spike_grad,
+            False,
+            init_hidden,
+            False,
+            False,
+            learn_threshold,
+            "subtract",
+            False,
+            output,
+            graded_spikes_factor,
+            learn_graded_spikes_factor,
+            True,
+        )
+        self.noise_std = noise_std
+        self.mapping = mapping
+        self.v_init = v_init
+
+    def _threshold_buffer(self, threshold, learn_threshold):
+        super()._threshold_buffer(threshold_tensor(threshold), learn_threshold)
+
+    def forward(self, input_: Tensor, mem: Optional[Tensor] = None):
+        if self.init_hidden and mem is not None:
+            raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
+        if mem is not None:
+            offset = mem - self.v_init
+        elif self.mem.shape != input_.shape:
+            offset = torch.zeros_like(input_)
+        else:
+            offset = self.mem
+        drive = if_drive(input_, self.threshold, self.noise_std, self.mapping).to(input_.dtype)
+        spk, u = if_step(drive, offset + self.v_init, self.spike_grad)
+        self.mem = u - self.v_init
+        spk = (spk * self.graded_spikes_factor).to(input_.dtype)
+        if self.output or not self.init_hidden:
+            return spk, u
+        return spk
+
+    def extra_repr(self) -> str:
+        return f"noise_std={self.noise_std}, mapping={self.mapping!r}"
 
 
 def add_time_dim(x: Tensor) -> Tensor:

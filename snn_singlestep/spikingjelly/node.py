@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 from spikingjelly.activation_based import neuron
@@ -10,10 +10,20 @@ from torch import Tensor
 
 from ..core._validate import flag, real_number
 from ..core.functional import s2_neuron_step
+from ..core.modules import threshold_tensor
+from ..core.noise import (
+    MAPPINGS,
+    MembraneNoise,
+    as_membrane_noise,
+    if_conversion_params,
+    if_drive,
+    if_step,
+    noise_kwargs,
+)
 from ..errors import ConfigError
 from .surrogate import ReducedS2
 
-__all__ = ["S2Node"]
+__all__ = ["ConvertedIFNode", "S2Node"]
 
 
 class S2Node(neuron.BaseNode):
@@ -35,6 +45,10 @@ class S2Node(neuron.BaseNode):
         detach_reset: accepted for compatibility; no effect (there is no reset).
         step_mode: ``'s'`` or ``'m'``.
         store_v_seq: record the membranes in ``self.v_seq``.
+        noise_std: (keyword-only) Gaussian noise :math:`\sigma` on the membrane before
+            the threshold, in ``train()`` mode only (noise-based training: a number, a
+            schedule or a :class:`~snn_singlestep.core.noise.MembraneNoise`; see
+            :mod:`~snn_singlestep.core.noise`). In ``'m'`` mode every step draws its own.
 
     Example:
         >>> import torch
@@ -43,7 +57,12 @@ class S2Node(neuron.BaseNode):
         >>> functional.set_step_mode(net, "m")
         >>> net(torch.ones(2, 5, 4)).shape
         torch.Size([2, 5, 3])
+        >>> S2Node(noise_std=0.4).noise
+        MembraneNoise(std=0.4)
     """
+
+    #: Marks neurons that honour ``noise`` (see :func:`~snn_singlestep.core.noise.set_noise_std`).
+    supports_membrane_noise = True
 
     def __init__(
         self,
@@ -53,6 +72,8 @@ class S2Node(neuron.BaseNode):
         detach_reset: bool = False,
         step_mode: str = "s",
         store_v_seq: bool = False,
+        *,
+        noise_std: Union[float, MembraneNoise, Callable[[int], float]] = 0.0,
     ) -> None:
         v_threshold = real_number("v_threshold", v_threshold)
         if v_reset is not None:
@@ -61,6 +82,7 @@ class S2Node(neuron.BaseNode):
         flag("store_v_seq", store_v_seq)
         if step_mode not in ("s", "m"):
             raise ConfigError(f"step_mode must be 's' or 'm', got {step_mode!r}")
+        noise = as_membrane_noise(noise_std)
         if surrogate_function is None:
             surrogate_function = ReducedS2()
         elif not callable(surrogate_function):
@@ -68,9 +90,11 @@ class S2Node(neuron.BaseNode):
         super().__init__(
             v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq
         )
+        self.noise = noise
 
     def _fire(self, x: Tensor) -> Tensor:
-        spike, _ = s2_neuron_step(x, self.v_threshold, self.surrogate_function)
+        noise = noise_kwargs(getattr(self, "noise", None), self.training, x)
+        spike, _ = s2_neuron_step(x, self.v_threshold, self.surrogate_function, **noise)
         return spike.to(x.dtype)
 
     def single_step_functional_forward(self, inputs, states, **kwargs):
@@ -93,3 +117,87 @@ class S2Node(neuron.BaseNode):
 
     def extra_repr(self) -> str:
         return f"v_threshold={self.v_threshold}, step_mode={self.step_mode}"
+
+
+class ConvertedIFNode(neuron.BaseNode):
+    r"""The T=N integrate-and-fire node that replaces an :class:`S2Node` (SpikingJelly 2.0).
+
+    Built by :func:`snn_singlestep.to_multistep`. A stateful node: in step mode ``'s'``
+    one call is one time step; in ``'m'`` the input is ``[T, N, *]``; the membrane
+    ``v`` is a SpikingJelly memory, restored by ``functional.reset_net``. Equations and
+    the mapping of the single-step threshold :math:`\theta` and training noise
+    :math:`\sigma` are those of :mod:`snn_singlestep.core.noise`
+    (:func:`~snn_singlestep.core.noise.if_step`): drive :math:`aI + b`, threshold
+    ``v_threshold = 1.0``, reset by subtraction (``v_reset=None``), initial and reset
+    value of ``v`` :math:`c`.
+
+    Args:
+        threshold: :math:`\theta` of the replaced node (float or tensor; kept in the
+            non-persistent buffer ``single_step_threshold``).
+        noise_std: its training :math:`\sigma`. mapping: ``"matched"`` or ``"plain"``.
+        surrogate_function: surrogate for :math:`u - 1` (default
+            :class:`~snn_singlestep.spikingjelly.ReducedS2`).
+        step_mode: ``'s'`` or ``'m'``. store_v_seq: as in ``BaseNode``.
+
+    Example:
+        >>> import torch
+        >>> from spikingjelly.activation_based import functional
+        >>> node = ConvertedIFNode(1.0, noise_std=0.4, step_mode="m")
+        >>> node(torch.full((4, 1), 1.2)).flatten().tolist()
+        [1.0, 0.0, 1.0, 1.0]
+        >>> functional.reset_net(node); node.v
+        0.5
+    """
+
+    def __init__(
+        self,
+        threshold=1.0,
+        *,
+        noise_std: float = 0.0,
+        mapping: str = "matched",
+        surrogate_function: Optional[Callable[[Tensor], Tensor]] = None,
+        step_mode: str = "s",
+        store_v_seq: bool = False,
+    ) -> None:
+        theta = threshold_tensor(threshold)
+        if mapping not in MAPPINGS:
+            raise ConfigError(f"mapping must be one of {MAPPINGS}, got {mapping!r}")
+        noise_std = real_number("noise_std", noise_std)
+        _, _, v_init = if_conversion_params(theta, noise_std, mapping)
+        flag("store_v_seq", store_v_seq)
+        if step_mode not in ("s", "m"):
+            raise ConfigError(f"step_mode must be 's' or 'm', got {step_mode!r}")
+        if surrogate_function is None:
+            surrogate_function = ReducedS2()
+        elif not callable(surrogate_function):
+            raise ConfigError(f"surrogate_function must be callable, got {surrogate_function!r}")
+        super().__init__(1.0, None, surrogate_function, False, step_mode, store_v_seq)
+        self.register_buffer("single_step_threshold", theta, persistent=False)
+        self.noise_std = noise_std
+        self.mapping = mapping
+        self.v_init = float(v_init)
+        self._memories["v"] = self.v_init
+        self.set_reset_value("v", self.v_init)
+
+    def materialize_states(self, inputs, states, step_mode):
+        x = inputs[0][0] if step_mode == "m" else inputs[0]
+        v = states[0]
+        if not isinstance(v, Tensor) or v.shape != x.shape:
+            v = torch.full_like(x, self.v_init)
+        elif v.dtype != x.dtype or v.device != x.device:
+            v = v.to(dtype=x.dtype, device=x.device)
+        return (v, *states[1:])
+
+    def single_step_functional_forward(self, inputs, states, **kwargs):
+        x, v = inputs[0], states[0]
+        drive = if_drive(x, self.single_step_threshold, self.noise_std, self.mapping).to(x.dtype)
+        spike, v = if_step(drive, v, self.surrogate_function)
+        return (spike,), (v, *states[1:])
+
+    def extra_repr(self) -> str:
+        theta = self.single_step_threshold
+        shown = f"{theta.item():.4g}" if theta.numel() == 1 else f"tensor{tuple(theta.shape)}"
+        return (
+            f"threshold={shown}, noise_std={self.noise_std}, mapping={self.mapping!r}, "
+            f"step_mode={self.step_mode}"
+        )

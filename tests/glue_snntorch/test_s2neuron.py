@@ -51,9 +51,14 @@ def leaky_is_sound(neuron: nn.Module) -> bool:
 
 
 def test_signature_matches_leaky_names_and_order():
-    ours = list(inspect.signature(S2Neuron.__init__).parameters)
+    ours = inspect.signature(S2Neuron.__init__).parameters
     theirs = list(inspect.signature(snn.Leaky.__init__).parameters)
-    assert ours == theirs
+    # Leaky's parameters, same names, same order; our additions (noise_std) only after
+    # them and keyword-only, so every positional call of Leaky means the same here.
+    assert list(ours)[: len(theirs)] == theirs
+    extras = list(ours)[len(theirs):]
+    assert extras == ["noise_std"]
+    assert all(ours[name].kind is inspect.Parameter.KEYWORD_ONLY for name in extras)
 
 
 def test_defaults_match_leaky_except_beta():

@@ -1,0 +1,508 @@
+r"""Turn a trained single-step (T=1) net into a multi-step (T=N) net with the same weights.
+
+:func:`to_multistep` replaces every single-step neuron (``S2Cell``, ``S2Neuron``,
+``S2Node``) by a stateful integrate-and-fire neuron with reset by subtraction whose
+threshold and input scale come from the single-step threshold :math:`\theta` and the
+training noise :math:`\sigma` (the mapping is documented, with its equations, in
+:mod:`snn_singlestep.core.noise`). Every other module (``Linear``, ``BatchNorm``, a
+non-spiking readout, …) is kept as it is and runs once per time step, so the result is
+the same function of the input at :math:`N = 1` and an average of :math:`N` spike
+frames at :math:`N > 1`. The input is repeated or rate-coded; the output is the mean
+over time of what the net returns at each step (for a membrane readout, the mean
+membrane).
+
+The returned :class:`MultiStepNet` runs the whole thing (``y = conv(x)``) and keeps the
+converted net as ``conv.net``, runnable with each framework's usual multi-step idiom:
+
+* SpikingJelly: ``functional.set_step_mode(conv.net, "m")``,
+  ``conv.net(x_seq).mean(0)``, ``functional.reset_net(conv.net)``;
+* snnTorch: ``snntorch.utils.reset(conv.net)`` then a loop over time steps;
+* plain PyTorch: call ``conv.reset()``, then the net once per time step.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import warnings
+from typing import Any, Callable, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .core.modules import S2Cell
+from .core.noise import MAPPINGS, ConvertedIF, current_noise_std
+from .errors import ConfigError, ConversionError, SingleStepWarning
+
+__all__ = [
+    "ENCODINGS",
+    "FLAVOURS",
+    "MultiStepNet",
+    "to_multistep",
+    "to_multistep_snntorch",
+    "to_multistep_spikingjelly",
+]
+
+#: Values of ``encoding=``: ``"repeat"`` feeds the input at every step; ``"rate"`` feeds
+#: Bernoulli spikes with probability ``clamp(x, 0, 1)``.
+ENCODINGS = ("repeat", "rate")
+#: Values of ``framework=``: which framework's IF neuron replaces each single-step neuron
+#: (``"auto"``: the one of the neuron's own framework).
+FLAVOURS = ("auto", "torch", "snntorch", "spikingjelly")
+STEP_MODES = ("auto", "s", "m")
+OUTPUTS = ("mean", "sequence")
+
+
+def _check_choice(name: str, value: object, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _check_steps(T: object) -> int:
+    if isinstance(T, bool) or not isinstance(T, int):
+        raise ConfigError(
+            f"T must be an int >= 1 (the number of time steps), got {T!r} of type "
+            f"{type(T).__name__}"
+        )
+    if T < 1:
+        raise ConfigError(f"T must be an int >= 1 (the number of time steps), got {T!r}")
+    return T
+
+
+# --- which modules are what -------------------------------------------------------------
+
+
+def _glue_classes() -> dict[str, tuple[type, ...]]:
+    """Our single-step neuron classes and the converted ones, per framework."""
+    from .snntorch.neuron import ConvertedIFNeuron, S2Neuron
+    from .spikingjelly.node import ConvertedIFNode, S2Node
+
+    return {
+        "single": (S2Cell, S2Neuron, S2Node),
+        "converted": (ConvertedIF, ConvertedIFNeuron, ConvertedIFNode),
+    }
+
+
+def _native_flavour(module: nn.Module) -> str:
+    from .snntorch.neuron import S2Neuron
+    from .spikingjelly.node import S2Node
+
+    if isinstance(module, S2Neuron):
+        return "snntorch"
+    if isinstance(module, S2Node):
+        return "spikingjelly"
+    return "torch"
+
+
+def _foreign_spiking_reason(module: nn.Module) -> Optional[str]:
+    """Why a module that is not one of ours cannot stay in a T=N net, or None."""
+    snntorch = sys.modules.get("snntorch")
+    if snntorch is not None and isinstance(module, snntorch.SpikingNeuron):
+        return "a multi-step snnTorch neuron (its state is not managed by to_multistep)"
+    sj_base = sys.modules.get("spikingjelly.activation_based.base")
+    if sj_base is not None and isinstance(module, sj_base.MemoryModule):
+        return "a stateful SpikingJelly module (its state is not managed by to_multistep)"
+    return None
+
+
+def _threshold_of(module: nn.Module):
+    theta = getattr(module, "v_threshold", None)
+    if theta is None:
+        theta = module.threshold
+    return theta
+
+
+def _surrogate_of(module: nn.Module) -> Callable[[Tensor], Tensor]:
+    for name in ("surrogate", "spike_grad", "surrogate_function"):
+        fn = getattr(module, name, None)
+        if fn is not None:
+            return fn
+    raise ConversionError(f"{type(module).__name__} has no surrogate")  # pragma: no cover
+
+
+def _convert_neuron(module: nn.Module, flavour: str, sigma: float, mapping: str) -> nn.Module:
+    from .snntorch.neuron import ConvertedIFNeuron, S2Neuron
+    from .spikingjelly.node import ConvertedIFNode, S2Node
+
+    theta = _threshold_of(module)
+    surrogate = _surrogate_of(module)
+    if flavour == "torch":
+        new = ConvertedIF(theta, noise_std=sigma, mapping=mapping, surrogate=surrogate)
+    elif flavour == "snntorch":
+        is_leaky = isinstance(module, S2Neuron)
+        theta_t = (
+            theta if isinstance(theta, Tensor) else torch.tensor(float(theta), dtype=torch.float64)
+        )
+        new = ConvertedIFNeuron(
+            theta_t.detach(),
+            surrogate,
+            noise_std=sigma,
+            mapping=mapping,
+            init_hidden=module.init_hidden if is_leaky else True,
+            output=module.output if is_leaky else False,
+            graded_spikes_factor=(
+                module.graded_spikes_factor.detach().clone() if is_leaky else 1.0
+            ),
+            learn_threshold=isinstance(theta, nn.Parameter),
+            learn_graded_spikes_factor=is_leaky
+            and isinstance(module.graded_spikes_factor, nn.Parameter),
+        )
+        if is_leaky and isinstance(module.beta, Tensor):
+            new.beta = module.beta.detach().clone()  # unused (IF: no leak); keeps the state_dict
+    else:
+        new = ConvertedIFNode(
+            theta.detach() if isinstance(theta, Tensor) else float(theta),
+            noise_std=sigma,
+            mapping=mapping,
+            surrogate_function=surrogate,
+            step_mode=module.step_mode if isinstance(module, S2Node) else "s",
+        )
+    if isinstance(theta, nn.Parameter) and flavour != "spikingjelly":
+        new.threshold = theta  # same Parameter object in the (copied) net
+    return new
+
+
+def _flavour_conflict(module: nn.Module, flavour: str) -> Optional[str]:
+    from .snntorch.neuron import S2Neuron
+
+    if isinstance(module, S2Neuron):
+        if module.inhibition:
+            return "inhibition=True has no T=N counterpart here"
+        if module.state_quant:
+            return "state_quant is not supported by the T=N neuron"
+        if flavour != "snntorch":
+            if not module.init_hidden or module.output:
+                return (
+                    f"it returns (spk, mem), which only framework='snntorch' keeps "
+                    f"(asked for framework={flavour!r})"
+                )
+            gsf = module.graded_spikes_factor
+            if isinstance(gsf, nn.Parameter) or float(gsf) != 1.0:
+                return (
+                    f"graded_spikes_factor is kept by framework='snntorch' only "
+                    f"(asked {flavour!r})"
+                )
+    if flavour == "spikingjelly" and isinstance(_threshold_of(module), nn.Parameter):
+        return "a learnable threshold is kept by framework='torch' or 'snntorch' only"
+    return None
+
+
+def _copy_net(net: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` that also works after the net ran (non-leaf hidden state)."""
+    memo: dict[int, Any] = {}
+    for m in net.modules():
+        values = list(m._buffers.values()) + list(vars(m).values())
+        values += list((getattr(m, "_memories", None) or {}).values())
+        for value in values:
+            if isinstance(value, Tensor) and not value.is_leaf and id(value) not in memo:
+                memo[id(value)] = value.detach().clone()
+    return copy.deepcopy(net, memo)
+
+
+# --- the wrapper ------------------------------------------------------------------------
+
+
+def _is_sequential_of_step_modules(net: nn.Module) -> bool:
+    sj_base = sys.modules.get("spikingjelly.activation_based.base")
+    if sj_base is None or not isinstance(net, nn.Sequential):
+        return False
+    for child in net.children():
+        if isinstance(child, nn.Sequential):
+            if not _is_sequential_of_step_modules(child):
+                return False
+        elif not isinstance(child, sj_base.StepModule):
+            return False
+    return True
+
+
+def _set_step_mode(net: nn.Module, step_mode: str) -> None:
+    if "spikingjelly.activation_based.functional" not in sys.modules:
+        return
+    sj_base = sys.modules["spikingjelly.activation_based.base"]
+    if any(isinstance(m, sj_base.StepModule) for m in net.modules()):
+        from spikingjelly.activation_based import functional
+
+        functional.set_step_mode(net, step_mode)
+
+
+def _mean_or_stack(outputs: list, how: str):
+    first = outputs[0]
+    if isinstance(first, Tensor):
+        stacked = torch.stack(outputs)
+        return stacked.mean(0) if how == "mean" else stacked
+    if isinstance(first, (tuple, list)):
+        return type(first)(_mean_or_stack(list(parts), how) for parts in zip(*outputs))
+    raise ConversionError(
+        f"the net returned {type(first).__name__}; to_multistep averages tensors and "
+        "tuples/lists of tensors only"
+    )
+
+
+class MultiStepNet(nn.Module):
+    r"""A converted net run for :math:`T` steps: encode, step :math:`T` times, average.
+
+    Built by :func:`to_multistep` (see there for the arguments). ``forward(x)`` takes
+    what the single-step net took (``[B, ...]``), resets every converted neuron,
+    encodes ``x`` into ``[T, B, ...]`` and returns the mean over time of the net's
+    outputs (``output="mean"``) or their stack ``[T, B, ...]`` (``"sequence"``). In
+    step mode ``'m'`` the net is called once on the ``[T, B, ...]`` sequence
+    (SpikingJelly); in ``'s'`` it is called once per step.
+
+    Attributes:
+        net: the converted net (``state_dict`` keys are those of the single-step net,
+            under the prefix ``net.``).
+        T: number of time steps. encoding, output, step_mode: as chosen.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        T: int,
+        *,
+        encoding: str = "repeat",
+        output: str = "mean",
+        step_mode: str = "s",
+        seed: Optional[int] = None,
+    ) -> None:
+        _check_steps(T)
+        _check_choice("encoding", encoding, ENCODINGS)
+        _check_choice("output", output, OUTPUTS)
+        _check_choice("step_mode", step_mode, ("s", "m"))
+        super().__init__()
+        self.net = net
+        self.T = T
+        self.encoding = encoding
+        self.output = output
+        self.step_mode = step_mode
+        self.seed = seed
+        self._generators: dict[str, torch.Generator] = {}
+        _set_step_mode(net, step_mode)
+
+    def reset(self) -> None:
+        """Put every converted neuron back to its initial membrane."""
+        classes = _glue_classes()["converted"]
+        for m in self.net.modules():
+            if isinstance(m, classes):
+                if hasattr(m, "reset_mem"):  # snnTorch
+                    m.reset_mem()
+                else:  # ConvertedIF, SpikingJelly memory module
+                    m.reset()
+
+    def encode(self, x: Tensor) -> Tensor:
+        r"""``[T, B, ...]`` input sequence: ``x`` repeated, or Bernoulli(clamp(x, 0, 1)) spikes."""
+        seq = x.unsqueeze(0).expand(self.T, *x.shape)
+        if self.encoding == "repeat":
+            return seq
+        if bool(((x < 0) | (x > 1)).any()):
+            warnings.warn(
+                "encoding='rate' takes input in [0, 1] as firing probabilities; values "
+                "outside were clamped. Rescale the input or use encoding='repeat'.",
+                SingleStepWarning,
+                stacklevel=3,
+            )
+        generator = None
+        if self.seed is not None:
+            key = str(x.device)
+            if key not in self._generators:
+                self._generators[key] = torch.Generator(device=x.device).manual_seed(self.seed)
+            generator = self._generators[key]
+        return torch.bernoulli(seq.clamp(0, 1), generator=generator).to(x.dtype)
+
+    def forward(self, x: Tensor):
+        self.reset()
+        seq = self.encode(x)
+        if self.step_mode == "m":
+            return _reduce_time(self.net(seq), self.output)
+        return _mean_or_stack([self.net(seq[t]) for t in range(self.T)], self.output)
+
+    def extra_repr(self) -> str:
+        return (
+            f"T={self.T}, encoding={self.encoding!r}, output={self.output!r}, "
+            f"step_mode={self.step_mode!r}"
+        )
+
+
+def _reduce_time(out, how: str):
+    if isinstance(out, Tensor):
+        return out.mean(0) if how == "mean" else out
+    if isinstance(out, (tuple, list)):
+        return type(out)(_reduce_time(part, how) for part in out)
+    raise ConversionError(
+        f"the net returned {type(out).__name__}; to_multistep averages tensors and "
+        "tuples/lists of tensors only"
+    )
+
+
+# --- entry points -----------------------------------------------------------------------
+
+
+def to_multistep(
+    net: nn.Module,
+    T: int,
+    *,
+    encoding: str = "repeat",
+    mapping: str = "matched",
+    noise_std: Optional[float] = None,
+    framework: str = "auto",
+    step_mode: str = "auto",
+    output: str = "mean",
+    seed: Optional[int] = None,
+    inplace: bool = False,
+) -> MultiStepNet:
+    r"""Convert a trained single-step net into a T-step net of IF neurons (same weights).
+
+    Each ``S2Cell`` / ``S2Neuron`` / ``S2Node`` becomes an integrate-and-fire neuron
+    with reset by subtraction (:class:`~snn_singlestep.core.noise.ConvertedIF`,
+    :class:`~snn_singlestep.snntorch.neuron.ConvertedIFNeuron`,
+    :class:`~snn_singlestep.spikingjelly.node.ConvertedIFNode`); with
+    ``mapping="matched"`` its input is :math:`(I - \theta)/w + 1/2`,
+    :math:`w = \sigma\sqrt{2\pi}`, threshold 1, initial membrane 1/2, so that its rate
+    follows the expected output :math:`\Phi((I-\theta)/\sigma)` of the noisy neuron the net
+    was trained with (equations and the ``"plain"`` mapping: :mod:`snn_singlestep.core.noise`).
+    At ``T=1`` the result computes exactly what the single-step net computes in
+    ``eval()`` mode.
+
+    Args:
+        net: a trained single-step net (not modified unless ``inplace``).
+        T: number of time steps, an int >= 1.
+        encoding: ``"repeat"`` (the input at every step) or ``"rate"`` (Bernoulli
+            spikes with probability ``clamp(x, 0, 1)``).
+        mapping: ``"matched"`` (default; needs σ > 0) or ``"plain"`` (IF neuron with the
+            same threshold on the same current).
+        noise_std: σ to assume for every neuron instead of the one it trained with
+            (its current ``noise.std``); lets ``"matched"`` convert a net trained
+            without noise.
+        framework: which framework's IF neuron to build: ``"auto"`` (each neuron's own),
+            ``"torch"``, ``"snntorch"`` or ``"spikingjelly"``.
+        step_mode: ``"auto"`` (``'m'`` when the net is an ``nn.Sequential`` of
+            SpikingJelly modules only, else ``'s'``), ``'s'`` (one call per step) or
+            ``'m'`` (one call on ``[T, B, ...]``, SpikingJelly nets).
+        output: ``"mean"`` over time (default) or ``"sequence"`` (``[T, B, ...]``).
+        seed: seed of the rate encoder's generator (None: torch's global generator).
+        inplace: convert ``net`` itself instead of a deep copy.
+
+    Returns:
+        A :class:`MultiStepNet` in ``eval()`` mode; its ``.net`` is the converted net.
+
+    Raises:
+        ConfigError: ``T`` not an int >= 1; an unknown option; ``noise_std < 0``.
+        ConversionError: ``net`` contains no single-step neuron; it contains modules
+            that cannot be converted (multi-step neurons, subclasses of our neurons,
+            ``S2Neuron(inhibition=True)``, …) or, with ``mapping="matched"``, neurons
+            trained without noise; the message lists their dotted paths.
+
+    Example:
+        >>> import torch
+        >>> from snn_singlestep import S2Cell
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), S2Cell(noise_std=0.4),
+        ...                           torch.nn.Linear(8, 3))
+        >>> conv = to_multistep(net, T=4)
+        >>> conv(torch.rand(2, 4)).shape
+        torch.Size([2, 3])
+        >>> x = torch.rand(5, 4)
+        >>> torch.equal(to_multistep(net, T=1)(x), net.eval()(x))
+        True
+    """
+    T = _check_steps(T)
+    _check_choice("encoding", encoding, ENCODINGS)
+    _check_choice("mapping", mapping, MAPPINGS)
+    _check_choice("framework", framework, FLAVOURS)
+    _check_choice("step_mode", step_mode, STEP_MODES)
+    _check_choice("output", output, OUTPUTS)
+    if noise_std is not None:
+        from .core.noise import _non_negative
+
+        noise_std = _non_negative("noise_std", noise_std)
+    if not isinstance(net, nn.Module):
+        raise ConversionError(f"to_multistep expects an nn.Module, got {type(net).__name__}")
+    classes = _glue_classes()
+    work = net if inplace else _copy_net(net)
+
+    found: list[str] = []
+    problems: list[str] = []
+    noiseless: list[str] = []
+    flavours: set[str] = set()
+    plan: list[tuple[Optional[nn.Module], str, nn.Module, str, float]] = []
+    for path, module in work.named_modules():
+        where = path or "<net>"
+        if type(module) in classes["single"]:
+            flavour = _native_flavour(module) if framework == "auto" else framework
+            reason = _flavour_conflict(module, flavour)
+            if reason:
+                problems.append(f"{where} ({type(module).__name__}): {reason}")
+                continue
+            sigma = current_noise_std(module) if noise_std is None else noise_std
+            if mapping == "matched" and sigma <= 0:
+                noiseless.append(where)
+                continue
+            found.append(where)
+            flavours.add(flavour)
+            parent_path, _, name = path.rpartition(".")
+            parent = work.get_submodule(parent_path) if path else None
+            plan.append((parent, name, module, flavour, sigma))
+        elif isinstance(module, classes["single"]):
+            problems.append(
+                f"{where} ({type(module).__qualname__}): a subclass of "
+                f"{type(module).__mro__[1].__name__} whose step may differ; convert it "
+                "by hand or give it a to_multistep rule"
+            )
+        elif isinstance(module, classes["converted"]):
+            problems.append(f"{where} ({type(module).__name__}): already multi-step")
+        else:
+            reason = _foreign_spiking_reason(module)
+            if reason:
+                problems.append(f"{where} ({type(module).__qualname__}): {reason}")
+    if noiseless:
+        problems.append(
+            "with mapping='matched' these neurons need a training noise_std > 0 but have "
+            f"none: {', '.join(noiseless)}; pass noise_std=<sigma to assume> or "
+            "mapping='plain'"
+        )
+    if problems:
+        raise ConversionError("to_multistep cannot convert:\n  " + "\n  ".join(problems))
+    if not found:
+        raise ConversionError(
+            f"{type(net).__name__} contains no single-step neuron (S2Cell, S2Neuron or "
+            "S2Node): nothing to convert to T steps"
+        )
+    for parent, name, module, flavour, sigma in plan:
+        new = _convert_neuron(module, flavour, sigma, mapping)
+        if parent is None:
+            work = new
+        else:
+            setattr(parent, name, new)
+    if "spikingjelly.activation_based.functional" in sys.modules:
+        from spikingjelly.activation_based import functional
+
+        functional.invalidate_reset_cache(work)
+
+    if step_mode == "auto":
+        all_sj = flavours == {"spikingjelly"} and _is_sequential_of_step_modules(work)
+        step_mode = "m" if all_sj else "s"
+    if step_mode == "m" and flavours != {"spikingjelly"}:
+        raise ConfigError(
+            "step_mode='m' needs every neuron converted to SpikingJelly nodes "
+            f"(framework='spikingjelly'); this net has {sorted(flavours)}"
+        )
+    return MultiStepNet(
+        work, T, encoding=encoding, output=output, step_mode=step_mode, seed=seed
+    ).eval()
+
+
+def to_multistep_snntorch(net: nn.Module, T: int, **kwargs) -> MultiStepNet:
+    """:func:`to_multistep` with snnTorch IF neurons (``ConvertedIFNeuron``, a ``Leaky``).
+
+    ``conv.net`` then runs with snnTorch's idiom: ``snntorch.utils.reset(conv.net)``
+    and one call per time step.
+    """
+    return to_multistep(net, T, framework="snntorch", **kwargs)
+
+
+def to_multistep_spikingjelly(net: nn.Module, T: int, **kwargs) -> MultiStepNet:
+    """:func:`to_multistep` with SpikingJelly IF nodes (``ConvertedIFNode``).
+
+    ``conv.net`` then runs with SpikingJelly's idiom: ``functional.reset_net``,
+    ``functional.set_step_mode(conv.net, "m")`` and a ``[T, B, ...]`` input (for nets
+    built from ``spikingjelly.activation_based.layer`` modules).
+    """
+    return to_multistep(net, T, framework="spikingjelly", **kwargs)

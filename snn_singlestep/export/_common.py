@@ -1,0 +1,303 @@
+"""Shared by the NIR and ONNX exporters: optional imports, net preparation, atomic files."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator, Union
+
+import torch
+from torch import Tensor, nn
+from torch.utils._pytree import tree_leaves
+
+from ..core.modules import S2Cell
+from ..errors import ConfigError, ConversionError, ShapeError, SingleStepError
+
+__all__ = [
+    "DEPLOY_HINT",
+    "EXPORT_DTYPES",
+    "atomic_output",
+    "call_quietly",
+    "check_out_path",
+    "check_stateless",
+    "describe",
+    "neuron_classes",
+    "prepare",
+    "require",
+    "stateful_modules",
+]
+
+PathLike = Union[str, os.PathLike]
+
+#: What to install when a deployment dependency is missing.
+DEPLOY_HINT = "pip install snn_singlestep[deploy]"
+
+#: Supported export dtypes (the dtype of the sample input).
+EXPORT_DTYPES = (torch.float32, torch.float64)
+
+
+def require(module: str, feature: str) -> Any:
+    """Import an optional dependency or raise an ImportError that says how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"{feature} needs the optional package {module!r}, which is not installed "
+            f"({err}). Install the deployment extra: {DEPLOY_HINT}"
+        ) from err
+
+
+def describe(module: nn.Module, path: str) -> str:
+    """``module 'features.0' (torch.nn.modules.linear.Linear)`` for error messages."""
+    cls = type(module)
+    where = f"module {path!r}" if path else "the top-level module"
+    return f"{where} ({cls.__module__}.{cls.__qualname__})"
+
+
+def neuron_classes() -> tuple[type, ...]:
+    """The single-step neuron classes of every glue (subclasses included by isinstance)."""
+    classes: list[type] = [S2Cell]
+    if "snntorch" in sys.modules:
+        from ..snntorch.neuron import S2Neuron
+
+        classes.append(S2Neuron)
+    if "spikingjelly" in sys.modules:
+        from ..spikingjelly.node import S2Node
+
+        classes.append(S2Node)
+    return tuple(classes)
+
+
+def _stateful_reason(module: nn.Module) -> str | None:
+    snntorch = sys.modules.get("snntorch")
+    if snntorch is not None:
+        from snntorch._neurons.neurons import SpikingNeuron
+
+        try:
+            from snntorch._neurons.leakyparallel import LeakyParallel
+        except ImportError:  # pragma: no cover - other snnTorch layouts
+            LeakyParallel = ()
+        if isinstance(module, (SpikingNeuron, LeakyParallel)):
+            return "a stateful snnTorch neuron"
+    if "spikingjelly" in sys.modules:
+        from spikingjelly.activation_based import base, layer
+
+        dropout = tuple(
+            getattr(layer, name) for name in ("Dropout", "Dropout2d") if hasattr(layer, name)
+        )
+        if isinstance(module, base.MemoryModule) and not isinstance(module, dropout):
+            if getattr(module, "_memories", None):
+                return (
+                    "a SpikingJelly module with state (memories "
+                    + ", ".join(sorted(module._memories))
+                    + ")"
+                )
+    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
+        return "a recurrent torch layer"
+    return None
+
+
+def stateful_modules(net: nn.Module) -> list[str]:
+    """``"'path' (Class): reason"`` for every module that keeps state between calls."""
+    singles = neuron_classes()
+    found = []
+    for path, module in net.named_modules():
+        if isinstance(module, singles):
+            continue
+        reason = _stateful_reason(module)
+        if reason is not None:
+            cls = type(module)
+            found.append(f"{path or '<root>'!r} ({cls.__module__}.{cls.__qualname__}: {reason})")
+    return found
+
+
+def check_stateless(net: nn.Module, what: str) -> None:
+    """Raise ConversionError listing every stateful module of ``net``."""
+    found = stateful_modules(net)
+    if found:
+        raise ConversionError(
+            f"cannot {what}: the net keeps state between calls in "
+            + "; ".join(found)
+            + ". An exported single-step graph has no state: convert the net first with "
+            "snn_singlestep.collapse(net) (then fine-tune or calibrate it), or build it "
+            "with S2Cell / S2Neuron / S2Node."
+        )
+
+
+def _copy_net(net: nn.Module) -> nn.Module:
+    """``copy.deepcopy(net)`` that also works after the net has run (hidden state in graphs)."""
+    memo: dict[int, Any] = {}
+    for m in net.modules():
+        values = list(m._buffers.values()) + list(vars(m).values())
+        values += list((getattr(m, "_memories", None) or {}).values())
+        for value in values:
+            if isinstance(value, Tensor) and not value.is_leaf and id(value) not in memo:
+                memo[id(value)] = value.detach().clone()
+    return copy.deepcopy(net, memo)
+
+
+def _step_mode_m(net: nn.Module) -> list[str]:
+    return [
+        path or "<root>" for path, m in net.named_modules() if getattr(m, "step_mode", None) == "m"
+    ]
+
+
+def _check_sample(sample_input: object) -> Tensor:
+    if not isinstance(sample_input, Tensor):
+        raise ConfigError(
+            f"sample_input must be a torch.Tensor holding one batch [B, ...], got "
+            f"{type(sample_input).__name__}"
+        )
+    if sample_input.dtype not in EXPORT_DTYPES:
+        raise ConfigError(
+            f"sample_input must be float32 or float64 (the exported graph takes that dtype), "
+            f"got {sample_input.dtype}"
+        )
+    if sample_input.ndim < 2 or sample_input.shape[0] < 1 or sample_input.numel() == 0:
+        raise ShapeError(
+            f"sample_input must be a non-empty batch [B, ...] with B >= 1 and at least one "
+            f"feature dimension, got shape {tuple(sample_input.shape)}"
+        )
+    return sample_input.detach()
+
+
+def _same_structure(a: Any, b: Any) -> bool:
+    la, lb = tree_leaves(a), tree_leaves(b)
+    if len(la) != len(lb):
+        return False
+    for x, y in zip(la, lb):
+        if isinstance(x, Tensor) != isinstance(y, Tensor):
+            return False
+        if isinstance(x, Tensor) and (x.shape != y.shape or not torch.equal(x, y)):
+            return False
+    return True
+
+
+def _run(net: nn.Module, x: Tensor) -> Any:
+    try:
+        with torch.no_grad():
+            return net(x)
+    except SingleStepError:
+        raise
+    except (RuntimeError, ValueError, IndexError, TypeError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ShapeError(
+            f"the net cannot run on sample_input of shape {tuple(x.shape)} "
+            f"({type(err).__name__}: {first}). Pass one batch in the layout the net takes, "
+            "[B, ...] without a time dimension."
+        ) from err
+
+
+def prepare(net: nn.Module, sample_input: Tensor, what: str) -> tuple[nn.Module, Tensor, Any]:
+    """An eval-mode copy of ``net`` in single-step layout, the ``[B, ...]`` sample, its output.
+
+    - ``net`` must be a module without stateful neurons (ConversionError otherwise).
+    - SpikingJelly modules in step mode ``'m'`` take ``[T, B, ...]``: T must be 1 (ShapeError
+      otherwise); the copy is switched to step mode ``'s'`` and the sample loses its T axis.
+    - A leading time axis of size 1 that the net removes itself (``[1, B, ...]`` given to a
+      net that accepts ``[B, ...]`` too, e.g. through
+      :func:`~snn_singlestep.core.functional.squeeze_time`) is dropped from the sample, so
+      that axis 0 of the exported graph is the batch.
+    - The net must run on the sample (ShapeError with the underlying message otherwise).
+    """
+    if not isinstance(net, nn.Module):
+        raise ConversionError(
+            f"{what} expects a torch.nn.Module, got {type(net).__name__}; pass the network"
+        )
+    x = _check_sample(sample_input)
+    check_stateless(net, what)
+    work = _copy_net(net).eval()
+    multi = _step_mode_m(work)
+    if multi:
+        if x.shape[0] != 1:
+            raise ShapeError(
+                f"{what}: the net runs multi-step (SpikingJelly step mode 'm' in "
+                f"{', '.join(multi[:3])}{' …' if len(multi) > 3 else ''}) and sample_input "
+                f"has T={x.shape[0]} time steps (shape {tuple(x.shape)}). The exported graph "
+                "is single-step: pass one step, sample_input[:1] (T=1), or set step mode 's'."
+            )
+        from spikingjelly.activation_based import functional
+
+        functional.set_step_mode(work, "s")
+        x = x[0]
+        if x.ndim < 2:
+            raise ShapeError(
+                f"sample_input [T, B, ...] has no batch axis: {tuple(sample_input.shape)}"
+            )
+    out = _run(work, x)
+    if x.shape[0] == 1 and x.ndim >= 3:
+        # [1, B, ...]: a time axis the net squeezes itself, or a batch of one?
+        try:
+            inner = _run(work, x[0])
+        except SingleStepError:
+            inner = None
+        if inner is not None and _same_structure(inner, out):
+            x, out = x[0], inner
+    return work, x, out
+
+
+def check_out_path(path: PathLike, what: str) -> Path:
+    """The output path as a Path, after checking that its directory takes a new file.
+
+    Raises:
+        ConfigError: ``path`` is a directory, its directory does not exist or is not a
+            directory, or no file can be created there (the message gives the OS reason).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"{what}: path must be a str or os.PathLike, got {type(path).__name__}")
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what}: {str(path)!r} is a directory; give a file name")
+    parent = path.parent
+    if not parent.exists():
+        raise ConfigError(
+            f"{what}: cannot write {str(path)!r}: directory {str(parent)!r} does not exist"
+        )
+    if not parent.is_dir():
+        raise ConfigError(f"{what}: cannot write {str(path)!r}: {str(parent)!r} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as err:
+        raise ConfigError(
+            f"{what}: cannot write {str(path)!r}: {err.strerror or err} (directory "
+            f"{str(parent)!r} is not writable)"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[str]:
+    """Yield a temporary file name next to ``path``; on success it replaces ``path``.
+
+    If the block raises, the temporary file is removed and ``path`` is left as it was.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        with contextlib.suppress(OSError, AttributeError):
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give what open() would
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def call_quietly(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` with stdout silenced (torch.onnx prints progress lines)."""
+    import io
+    import warnings
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn()
