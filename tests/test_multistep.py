@@ -377,12 +377,16 @@ def test_noise_trained_digits_net_keeps_its_accuracy_at_t_steps():
 
     _, test = load_digits_split()
     x, y = test.tensors
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # reproducible float sums
-    net = _train_digits(0.4)
-    with torch.no_grad():
-        acc = {1: 100 * (net(x).argmax(1) == y).float().mean().item()}
-        for n in (2, 4, 8):
-            acc[n] = 100 * (to_multistep(net, n)(x).argmax(1) == y).float().mean().item()
+    try:
+        net = _train_digits(0.4)
+        with torch.no_grad():
+            acc = {1: 100 * (net(x).argmax(1) == y).float().mean().item()}
+            for n in (2, 4, 8):
+                acc[n] = 100 * (to_multistep(net, n)(x).argmax(1) == y).float().mean().item()
+    finally:
+        torch.set_num_threads(threads)
     print("accuracy by T:", acc)
     assert acc[1] > 90
     for n in (2, 4, 8):
