@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
     rounds, inner = (2, 2) if args.quick else (12, 5)
+    if args.quick:
+        args.batch_size = min(args.batch_size, 32)
     for kind in ("mlp", "cnn"):
         steps = make_steps(kind, args.batch_size)
         times = interleaved_best(steps, rounds=rounds, inner=inner)

@@ -324,8 +324,8 @@ class MultiFieldBlock(nn.Module):
             spikes), or a callable mapping the spikes ``[K, N, *out]`` to ``[N, *out]``.
         decay: initial :math:`\lambda` (0.4, as in the paper's code).
         threshold: initial :math:`\theta` (0.5, as in the paper's code).
-        learn_decay, learn_threshold: make :math:`\lambda`, :math:`\theta` parameters
-            (default True; otherwise buffers).
+        learn_decay: make :math:`\lambda` a parameter (default True; otherwise a buffer).
+        learn_threshold: make :math:`\theta` a parameter (default True; otherwise a buffer).
         surrogate: ``"s2"`` (default, :class:`~snn_singlestep.core.surrogate.S2Surrogate`),
             ``"rectangular"`` (:class:`RectangularSurrogate`, the paper's) or a callable
             mapping :math:`u - \theta` to spikes.
