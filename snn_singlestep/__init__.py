@@ -12,8 +12,14 @@ import os
 import warnings
 
 from . import core, errors
+from ._collapse import CollapseReport, collapse, list_rules, register_rule, unregister_rule
+from ._multistep import MultiStepNet, to_multistep
+from ._preact import preact_resnet
 from ._registration import register, registered, unregister
 from .core import S2Cell, S2Surrogate, s2_grad, s2_primitive, s2_spike, s2nn, squeeze_time
+from .core.multifield import MultiFieldBlock
+from .core.noise import LinearNoiseSchedule, MembraneNoise, set_noise_std, step_noise_schedules
+from .core.psp import PSPNorm, PSPNorm1d, PSPNorm2d
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -29,30 +35,46 @@ from .spikingjelly import ReducedS2, S2Node
 __version__ = "0.1.0"
 
 __all__ = [
+    "add_time_dim",
     "CheckpointError",
+    "collapse",
+    "CollapseReport",
     "ConfigError",
     "ConversionError",
-    "ReducedS2",
-    "RegistrationError",
-    "S2Cell",
-    "S2Neuron",
-    "S2Node",
-    "S2Surrogate",
-    "ShapeError",
-    "SingleStepError",
-    "SingleStepWarning",
-    "__version__",
-    "add_time_dim",
     "core",
     "errors",
+    "LinearNoiseSchedule",
+    "list_rules",
+    "MembraneNoise",
+    "MultiFieldBlock",
+    "MultiStepNet",
+    "preact_resnet",
+    "PSPNorm",
+    "PSPNorm1d",
+    "PSPNorm2d",
+    "ReducedS2",
     "register",
+    "register_rule",
     "registered",
+    "RegistrationError",
     "s2_grad",
     "s2_primitive",
     "s2_spike",
+    "S2Cell",
+    "S2Neuron",
     "s2nn",
+    "S2Node",
+    "S2Surrogate",
+    "set_noise_std",
+    "ShapeError",
+    "SingleStepError",
+    "SingleStepWarning",
     "squeeze_time",
+    "step_noise_schedules",
+    "to_multistep",
     "unregister",
+    "unregister_rule",
+    "__version__",
 ]
 
 if os.environ.get("SNN_SINGLESTEP_NO_REGISTER", "").strip().lower() not in ("1", "true", "yes"):

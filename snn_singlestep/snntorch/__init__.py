@@ -2,8 +2,18 @@
 
 from .._compat import check_version
 from ..core.surrogate import S2Surrogate, s2nn
-from .neuron import S2Neuron, add_time_dim
+from .._multistep import to_multistep_snntorch as to_multistep
+from .neuron import ConvertedIFNeuron, S2Neuron, add_time_dim
+from ._collapse import collapse
 
 check_version("snntorch", supported=("1.0",))
 
-__all__ = ["S2Neuron", "S2Surrogate", "add_time_dim", "s2nn"]
+__all__ = [
+    "ConvertedIFNeuron",
+    "S2Neuron",
+    "S2Surrogate",
+    "add_time_dim",
+    "collapse",
+    "s2nn",
+    "to_multistep",
+]
