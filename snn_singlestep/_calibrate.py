@@ -226,7 +226,7 @@ def calibrate(
     def calibrate_hook(path: str):
         def hook(module, args):
             if path in entries or path not in sums or not args or not isinstance(args[0], Tensor):
-                return None
+                return
             x = args[0]
             h = module.membrane(x).detach()
             tm = _time_major(module, x)
@@ -252,7 +252,7 @@ def calibrate(
                 threshold_before=float(old.float().mean()),
                 threshold_after=float(theta.mean()),
             )
-            return None
+            return
 
         return hook
 

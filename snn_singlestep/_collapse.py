@@ -26,7 +26,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
-import torch
 from torch import Tensor, nn
 
 from .core.functional import squeeze_time
@@ -259,7 +258,7 @@ def register_rule(
         ConfigError: ``cls`` is not a module class, ``fn`` is not callable, ``kind`` is
             unknown, or a rule exists and ``overwrite=False``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from snn_singlestep import S2Cell, collapse, register_rule, unregister_rule
         >>> class MyNeuron(torch.nn.Module):
@@ -331,6 +330,7 @@ def get_rule(cls: type, frameworks: Optional[Iterable[str]] = None) -> Optional[
         frameworks: only consider rules of these frameworks (``"user"`` and ``"core"``
             rules always count); None for all.
     """
+    _load_glue()
     allowed = None if frameworks is None else set(frameworks) | {"user", "core"}
     for klass in cls.__mro__:
         rule = _RULES.get(klass)
@@ -530,7 +530,7 @@ class SingleStepInput:
         sample_ndim: number of dims of a ``[B, ...]`` input.
         add_time: give the net ``x.unsqueeze(0)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = torch.nn.Linear(4, 2)
         >>> handle = net.register_forward_pre_hook(SingleStepInput(2))
@@ -772,15 +772,16 @@ def collapse(
         verbose: print the report.
 
     Returns:
-        The single-step net (and the :class:`CollapseReport` if ``return_report``). A net
-        without any spiking neuron is returned as it is, with a SingleStepWarning.
+        The single-step net, or ``(net, report)`` with a ``CollapseReport`` when
+        ``return_report`` is set. A net without any spiking neuron is returned as it is,
+        with a SingleStepWarning.
 
     Raises:
         ConversionError: ``net`` is not a module, or some spiking module cannot be
             converted (the message names each module path and class).
         ConfigError: an argument is invalid.
 
-    Example:
+    Examples:
         >>> import torch, snntorch as snn
         >>> from snn_singlestep import collapse
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), snn.Leaky(beta=0.9, init_hidden=True))

@@ -391,7 +391,7 @@ def to_multistep(
             ``S2Neuron(inhibition=True)``, …) or, with ``mapping="matched"``, neurons
             trained without noise; the message lists their dotted paths.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from snn_singlestep import S2Cell
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), S2Cell(noise_std=0.4),

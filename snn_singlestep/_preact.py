@@ -172,7 +172,7 @@ def preact_resnet(
     Raises:
         ConfigError: depth not of the form above, unknown norm, non-positive sizes.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = preact_resnet(20, num_classes=10, in_channels=1, width=4)
         >>> net(torch.rand(2, 1, 8, 8)).shape

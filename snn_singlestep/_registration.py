@@ -59,7 +59,7 @@ def register(*, overwrite: bool = False) -> tuple[str, ...]:
     Raises:
         RegistrationError: a name is taken by another object and ``overwrite`` is False.
 
-    Example:
+    Examples:
         >>> import snntorch
         >>> import snn_singlestep
         >>> snn_singlestep.register()  # already done by the import

@@ -84,7 +84,7 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
 
     If the block raises, the temporary file is removed and ``path`` is left as it was.
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> target = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
         >>> with atomic_write(target, "w") as f:
@@ -124,7 +124,7 @@ def save_checkpoint(path: PathLike, checkpoint: Mapping[str, Any]) -> Path:
         CheckpointError: ``config`` or ``model`` is missing.
         OSError: the file cannot be written (the previous one is then intact).
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "ckpt.pt"
         >>> _ = save_checkpoint(path, {"config": {"lr": 0.1}, "model": nn.Linear(2, 1).state_dict()})
@@ -148,7 +148,7 @@ def load_checkpoint(path: PathLike, *, map_location: Any = "cpu") -> dict[str, A
             other than tensors and plain values, or is not a checkpoint of this package
             (or of a newer format version). The message names the file.
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "bad.pt"
         >>> _ = path.write_bytes(b"not a checkpoint")
@@ -213,7 +213,7 @@ def check_config(
     Raises:
         CheckpointError: naming ``path`` and each differing setting with both values.
 
-    Example:
+    Examples:
         >>> check_config("run/checkpoint.pt", {"lr": 0.1, "epochs": 3},
         ...              {"lr": 0.1, "epochs": 5}, ["lr", "epochs"])
         Traceback (most recent call last):
@@ -236,7 +236,7 @@ def load_model_state(model: nn.Module, state: Mapping[str, Any], path: PathLike)
         CheckpointError: naming ``path``, the missing and unexpected keys and the
             tensors whose shapes differ (the first few of each).
 
-    Example:
+    Examples:
         >>> load_model_state(nn.Linear(3, 2), nn.Linear(4, 2).state_dict(), "net.pt")
         Traceback (most recent call last):
         ...

@@ -79,7 +79,7 @@ def dataset_spec(name: str) -> DatasetSpec:
     Raises:
         ConfigError: ``name`` is not one of :data:`DATASETS`.
 
-    Example:
+    Examples:
         >>> dataset_spec("cifar10").in_shape
         (3, 32, 32)
     """
@@ -101,7 +101,7 @@ class ImageTensorDataset(Dataset):
         targets: ``long`` tensor ``[N]``.
         mean, std: per-channel normalization of the pixels scaled to [0, 1].
 
-    Example:
+    Examples:
         >>> ds = ImageTensorDataset(torch.full((2, 1, 2, 2), 255, dtype=torch.uint8),
         ...                         torch.tensor([3, 4]), mean=(0.5,), std=(0.5,))
         >>> x, y = ds[1]
@@ -146,7 +146,7 @@ def load_digits_split(
 
     Pixels are scaled from 0..16 to 0..1; the split is stratified and fixed by ``seed``.
 
-    Example:
+    Examples:
         >>> train, test = load_digits_split()
         >>> len(train), len(test), tuple(train[0][0].shape)
         (1437, 360, (64,))
@@ -224,7 +224,7 @@ def load_dataset(
         ConfigError: unknown name, missing ``root``, files not found or unreadable,
             ``limit`` < 1.
 
-    Example:
+    Examples:
         >>> train, test, spec = load_dataset("digits")
         >>> len(train), len(test), tuple(train[0][0].shape), spec.num_classes
         (1437, 360, (1, 8, 8), 10)

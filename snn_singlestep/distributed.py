@@ -41,7 +41,7 @@ __all__ = [
 class DistContext:
     """Where this process stands: ``rank`` of ``world_size``, on ``device``.
 
-    Example:
+    Examples:
         >>> ctx = DistContext()
         >>> ctx.is_main, ctx.distributed, ctx.device
         (True, False, device(type='cpu'))
@@ -70,7 +70,7 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     Raises:
         ConfigError: unknown device string, or CUDA asked for but not available.
 
-    Example:
+    Examples:
         >>> resolve_device("cpu")
         device(type='cpu')
     """
@@ -218,7 +218,7 @@ def sync_batchnorm(module: nn.Module, device: Optional[torch.device] = None) -> 
     buffers, so ``state_dict`` keys and values are unchanged. Returns the converted
     module (the root itself may be replaced).
 
-    Example:
+    Examples:
         >>> net = sync_batchnorm(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)))
         >>> type(net[1]).__name__, sorted(net.state_dict())[:2]
         ('GlooSyncBatchNorm', ['0.bias', '0.weight'])

@@ -196,7 +196,7 @@ def energy_report(
         ConfigError: model without parameters, unknown table key, bad ``steps``.
         ShapeError: the example input does not fit the model (names the shape).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from snn_singlestep import S2Cell
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), S2Cell(), torch.nn.Linear(3, 2))

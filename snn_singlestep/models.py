@@ -49,7 +49,7 @@ def _check_framework(framework: str) -> None:
 def make_neuron(framework: str, threshold: float = 1.0) -> nn.Module:
     """A single-step S² neuron from the named glue: ``S2Cell``, ``S2Neuron`` or ``S2Node``.
 
-    Example:
+    Examples:
         >>> type(make_neuron("spikingjelly")).__name__
         'S2Node'
     """
@@ -78,7 +78,7 @@ def _neuron_classes() -> tuple[type, ...]:
 def is_spiking_neuron(module: nn.Module) -> bool:
     """True for the single-step neurons of every glue (``S2Cell``, ``S2Neuron``, ``S2Node``).
 
-    Example:
+    Examples:
         >>> is_spiking_neuron(make_neuron("torch")), is_spiking_neuron(nn.ReLU())
         (True, False)
     """
@@ -102,7 +102,7 @@ def swap_neurons(net: nn.Module, framework: str) -> nn.Module:
 
     Thresholds are kept; they must be plain scalars. Returns ``net``.
 
-    Example:
+    Examples:
         >>> net = swap_neurons(nn.Sequential(nn.Linear(2, 2), make_neuron("torch")), "snntorch")
         >>> type(net[1]).__name__
         'S2Neuron'
@@ -133,7 +133,7 @@ class SingleStepMLP(nn.Module):
         in_shape: shape of one input sample, flattened on entry (default
             ``(in_features,)``); e.g. ``(1, 8, 8)`` takes images ``[B, 1, 8, 8]``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = SingleStepMLP(64, 10, hidden=(32,))
         >>> net(torch.rand(5, 64)).shape
@@ -192,7 +192,7 @@ class SingleStepCNN(nn.Module):
         framework: which glue provides the neuron.
         threshold: firing threshold of the spiking neurons.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = SingleStepCNN((1, 8, 8), 10, channels=(4, 8), framework="spikingjelly")
         >>> net(torch.rand(3, 1, 8, 8)).shape
@@ -261,7 +261,7 @@ def build_model(
     Raises:
         ConfigError: unknown name or framework, or sizes the model cannot take.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = build_model("cnn", in_shape=(1, 8, 8), num_classes=10, channels=(4,))
         >>> net(torch.rand(2, 1, 8, 8)).shape
@@ -306,7 +306,7 @@ def _zoo() -> dict[str, object]:
 def zoo_names() -> list[str]:
     """Names of the SpikingJelly model-zoo nets :func:`build_zoo_model` knows.
 
-    Example:
+    Examples:
         >>> {"spiking_resnet18", "sew_resnet18", "spiking_vgg11_bn", "CIFAR10Net"} <= set(zoo_names())
         True
     """
@@ -336,7 +336,7 @@ def build_zoo_model(
         ConfigError: unknown name or neuron (close names are suggested), or
             ``num_classes`` the net cannot have.
 
-    Example:
+    Examples:
         >>> type(build_zoo_model("spiking_vgg11", num_classes=3)).__name__
         'SpikingVGG'
     """

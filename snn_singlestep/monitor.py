@@ -35,7 +35,7 @@ class FiringRateMonitor:
         model: the net to watch; every submodule for which :func:`is_spiking_module` holds
             is hooked, under its dotted name.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from snn_singlestep import S2Cell
         >>> net = torch.nn.Sequential(torch.nn.Identity(), S2Cell(threshold=0.5))

@@ -99,7 +99,7 @@ class TrainConfig:
     Raises:
         ConfigError: an unknown name or a non-positive size, count or rate.
 
-    Example:
+    Examples:
         >>> TrainConfig(epochs=0)
         Traceback (most recent call last):
         ...
@@ -193,7 +193,7 @@ def _eval_sums(
 def evaluate(model: nn.Module, data: Dataset, batch_size: int = 512) -> float:
     """Top-1 accuracy of ``model`` on ``data``, in eval mode (the mode is restored).
 
-    Example:
+    Examples:
         >>> from torch.utils.data import TensorDataset
         >>> net = nn.Linear(2, 2)
         >>> with torch.no_grad():
@@ -222,7 +222,7 @@ def evaluate_model(
         energy estimated by :func:`snn_singlestep.energy.energy_report` on the first
         batch (None for an empty dataset).
 
-    Example:
+    Examples:
         >>> from torch.utils.data import TensorDataset
         >>> from snn_singlestep.models import SingleStepMLP
         >>> net = SingleStepMLP(4, 2, hidden=(3,), framework="spikingjelly")
@@ -397,7 +397,7 @@ def fit(
     Writes no files; :func:`train` is the full run with checkpoints. Returns a
     :class:`TrainResult` whose ``history`` has one metrics dict per epoch.
 
-    Example:
+    Examples:
         >>> from snn_singlestep.data import load_dataset
         >>> from snn_singlestep.models import SingleStepMLP
         >>> train_set, test_set, _ = load_dataset("digits", limit=128)
@@ -433,7 +433,7 @@ def _write_json(path: Path, data: dict) -> None:
 def plot_history(history: list[dict], path: os.PathLike | str) -> Path:
     """Save loss and accuracy per epoch as a PNG (matplotlib's Agg backend, no pyplot).
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> rows = [{"epoch": 1, "train_loss": 1.0, "test_loss": 1.1, "train_accuracy": 0.5,
         ...          "test_accuracy": 0.4}]

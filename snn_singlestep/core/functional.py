@@ -74,7 +74,7 @@ def s2_neuron_step(
     Raises:
         ConfigError: ``noise_std`` is a negative or non-finite number.
 
-    Example:
+    Examples:
         >>> import torch
         >>> spike, v = s2_neuron_step(torch.tensor([0.5, 1.0, 1.5]), threshold=1.0)
         >>> spike
@@ -132,7 +132,7 @@ def squeeze_time(x: Tensor, sample_ndim: int, *, name: str = "input") -> Tensor:
         ShapeError: ``x`` has neither ``sample_ndim`` nor ``sample_ndim + 1`` dims, or it
             has a leading time dimension larger than 1.
 
-    Example:
+    Examples:
         >>> import torch
         >>> squeeze_time(torch.zeros(1, 8, 64), sample_ndim=2).shape
         torch.Size([8, 64])

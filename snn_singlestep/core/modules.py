@@ -50,7 +50,7 @@ class S2Cell(nn.Module):
             :class:`~snn_singlestep.core.noise.MembraneNoise` (learnable, seeded, …).
             Stored as the submodule ``noise`` (None without noise).
 
-    Example:
+    Examples:
         >>> cell = S2Cell(threshold=1.0)
         >>> cell(torch.tensor([0.2, 1.0, 3.0]))
         tensor([0., 1., 1.])

@@ -91,7 +91,7 @@ def rectangular_grad(x: Tensor, width: float = 1.0) -> Tensor:
     With :math:`w = 1` and :math:`x = u - \theta` this is the paper's
     :math:`\mathbb 1\{|u - \theta| < 0.5\}`.
 
-    Example:
+    Examples:
         >>> rectangular_grad(torch.tensor([-0.6, -0.5, 0.0, 0.49, 0.5]))
         tensor([0., 0., 1., 1., 0.])
     """
@@ -118,7 +118,7 @@ class _RectangularSpike(torch.autograd.Function):
 def rectangular_spike(x: Tensor, width: float = 1.0) -> Tensor:
     r"""Spikes :math:`H(x)` whose gradient is :func:`rectangular_grad`.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([-0.7, 0.2], requires_grad=True)
         >>> rectangular_spike(x).sum().backward()
         >>> x.grad
@@ -133,7 +133,7 @@ class RectangularSurrogate(nn.Module):
     Args:
         width: :math:`w > 0`; the gradient is :math:`1/w` on :math:`|x| < w/2`.
 
-    Example:
+    Examples:
         >>> RectangularSurrogate()
         RectangularSurrogate(width=1.0)
     """
@@ -175,7 +175,7 @@ def _check_window(window: Pair, height: int, width: int) -> None:
 def corner_offsets(height: int, width: int, window: Pair) -> list[Pair]:
     r"""``(top, left)`` of the four corner windows: top-left, top-right, bottom-left, bottom-right.
 
-    Example:
+    Examples:
         >>> corner_offsets(8, 8, (5, 5))
         [(0, 0), (0, 3), (3, 0), (3, 3)]
     """
@@ -187,7 +187,7 @@ def corner_offsets(height: int, width: int, window: Pair) -> list[Pair]:
 def sliding_offsets(height: int, width: int, window: Pair, stride: Pair) -> list[Pair]:
     r"""``(top, left)`` of every window of a sliding grid, in raster order.
 
-    Example:
+    Examples:
         >>> sliding_offsets(4, 6, (2, 2), (2, 2))
         [(0, 0), (0, 2), (0, 4), (2, 0), (2, 2), (2, 4)]
     """
@@ -200,7 +200,7 @@ def sliding_offsets(height: int, width: int, window: Pair, stride: Pair) -> list
 def extract_fields(x: Tensor, window: Pair, offsets: Sequence[Pair]) -> Tensor:
     r"""The windows :math:`x^{(k)}` of a ``[N, C, H, W]`` map, stacked: ``[K, N, C, h, w]``.
 
-    Example:
+    Examples:
         >>> x = torch.arange(16.0).view(1, 1, 4, 4)
         >>> extract_fields(x, (2, 2), [(0, 0), (2, 2)])[:, 0, 0].tolist()
         [[[0.0, 1.0], [4.0, 5.0]], [[10.0, 11.0], [14.0, 15.0]]]
@@ -231,7 +231,7 @@ def multifield_lif(
     Returns:
         ``(spikes, membranes)``, both ``[K, N, *]``.
 
-    Example:
+    Examples:
         >>> s, u = multifield_lif(torch.tensor([[0.4], [0.4], [0.4]]), 0.4, 0.5)
         >>> s.flatten().tolist(), [round(v, 3) for v in u.flatten().tolist()]
         ([0.0, 1.0, 0.0], [0.4, 0.56, 0.4])
@@ -253,7 +253,7 @@ def multifield_lif(
 def paper_projection(c1: Tensor, c2: Tensor) -> Tensor:
     r""":math:`P(c_1, c_2) = 2\sin\bigl(\frac\pi4 c_1 \cos(\frac\pi4 c_2)\bigr)`.
 
-    Example:
+    Examples:
         >>> one, zero = torch.tensor(1.0), torch.tensor(0.0)
         >>> pairs = [(zero, one), (one, zero), (one, one)]
         >>> [round(float(paper_projection(a, b)), 4) for a, b in pairs]
@@ -274,7 +274,7 @@ def fold_projection(responses: Tensor) -> Tensor:
     running projection is non-zero (and :math:`\lambda` only through those). The mean
     passes gradient to every field, which is why :class:`MultiFieldBlock` defaults to it.
 
-    Example:
+    Examples:
         >>> fold_projection(torch.tensor([[1.0], [0.0], [1.0]])).item() == paper_projection(
         ...     paper_projection(torch.tensor(1.0), torch.tensor(0.0)), torch.tensor(1.0)).item()
         True
@@ -338,7 +338,7 @@ class MultiFieldBlock(nn.Module):
             ``[T, N, C, H, W]``, a window larger than the input, or a projection callable
             returning the wrong shape.
 
-    Example:
+    Examples:
         >>> block = MultiFieldBlock(nn.Conv2d(1, 4, 3, padding=1), window=6)
         >>> block(torch.rand(2, 1, 8, 8)).shape
         torch.Size([2, 4, 6, 6])

@@ -138,7 +138,7 @@ class LinearNoiseSchedule:
         start: :math:`\sigma_0 \ge 0`. end: :math:`\sigma_1 \ge 0`.
         num_steps: :math:`K \ge 1`, the step (e.g. epoch) at which ``end`` is reached.
 
-    Example:
+    Examples:
         >>> schedule = LinearNoiseSchedule(0.0, 0.4, num_steps=4)
         >>> [round(schedule(k), 2) for k in range(6)]
         [0.0, 0.1, 0.2, 0.3, 0.4, 0.4]
@@ -182,7 +182,7 @@ class MembraneNoise(nn.Module):
         ConfigError: ``std`` negative, non-finite or of the wrong type; ``learnable``
             with ``std = 0`` or with a schedule; ``seed`` not an int.
 
-    Example:
+    Examples:
         >>> MembraneNoise(0.4)
         MembraneNoise(std=0.4)
         >>> noise = MembraneNoise(LinearNoiseSchedule(0.0, 0.4, 2), seed=3)
@@ -288,7 +288,7 @@ def as_membrane_noise(value: Union[None, float, MembraneNoise]) -> Optional[Memb
     Raises:
         ConfigError: a negative, non-finite or non-numeric value.
 
-    Example:
+    Examples:
         >>> as_membrane_noise(0.0) is None, as_membrane_noise(0.3)
         (True, MembraneNoise(std=0.3))
     """
@@ -306,7 +306,7 @@ def noise_kwargs(noise: Optional[MembraneNoise], training: bool, like: Tensor) -
 
     Empty (no noise) when ``noise`` is None, in ``eval()`` mode, or when σ is 0.
 
-    Example:
+    Examples:
         >>> x = torch.zeros(2)
         >>> noise_kwargs(MembraneNoise(0.5), training=False, like=x)
         {}
@@ -342,7 +342,7 @@ def set_noise_std(
     Returns:
         The dotted paths of the neurons changed.
 
-    Example:
+    Examples:
         >>> from snn_singlestep.core import S2Cell
         >>> net = nn.Sequential(nn.Linear(3, 4), S2Cell(), nn.Linear(4, 2), S2Cell())
         >>> set_noise_std(net, 0.4, seed=0)
@@ -387,7 +387,7 @@ def noisy_spike_probability(current: Tensor, threshold: Scalar, noise_std: float
         \Pr[I + \sigma\varepsilon \ge \theta] = \Phi\!\left(\frac{I-\theta}{\sigma}\right)
         = \tfrac12\operatorname{erfc}\!\left(-\frac{I-\theta}{\sigma\sqrt2}\right)
 
-    Example:
+    Examples:
         >>> noisy_spike_probability(torch.tensor([1.0]), 1.0, 0.4)
         tensor([0.5000])
     """
@@ -426,7 +426,7 @@ def if_conversion_params(
         ConfigError: unknown mapping; ``"matched"`` with :math:`\sigma \le 0`;
             ``"plain"`` with a threshold :math:`\le 0`.
 
-    Example:
+    Examples:
         >>> a, b, c = if_conversion_params(1.0, 0.4)
         >>> round(a, 4), round(b, 4), c
         (0.9974, -0.4974, 0.5)
@@ -457,7 +457,7 @@ def if_drive(
     Arguments are not validated here (this runs every step); validate once with
     :func:`if_conversion_params`.
 
-    Example:
+    Examples:
         >>> if_drive(torch.tensor([1.0]), 1.0, 0.4)
         tensor([0.5000])
     """
@@ -481,7 +481,7 @@ def if_step(
     Returns:
         ``(spike, v')``.
 
-    Example:
+    Examples:
         >>> s, v = if_step(torch.tensor([0.3, 0.6]), torch.tensor([0.5, 0.5]))
         >>> s, v
         (tensor([0., 1.]), tensor([0.8000, 0.1000]))
@@ -502,7 +502,7 @@ def if_spike_count(drive: Tensor, num_steps: int, v_init: float = 0.5) -> Tensor
     (with :math:`d \le 1` the neuron fires at most once per step and
     :math:`u_N = c + N d - n_N \in [0, 1)`; with :math:`d > 1` it fires every step).
 
-    Example:
+    Examples:
         >>> if_spike_count(torch.tensor([-0.2, 0.3, 0.5, 0.74, 2.0]), 4)
         tensor([0., 1., 2., 3., 4.])
     """
@@ -529,7 +529,7 @@ class ConvertedIF(nn.Module):
         noise_std: its training :math:`\sigma`. mapping: see :data:`MAPPINGS`.
         surrogate: maps :math:`u - 1` to spikes (default S²).
 
-    Example:
+    Examples:
         >>> neuron = ConvertedIF(threshold=1.0, noise_std=0.4)
         >>> [neuron(torch.tensor([1.2])).item() for _ in range(4)]
         [1.0, 0.0, 1.0, 1.0]

@@ -60,7 +60,7 @@ class PSPNorm(nn.Module):
     Raises:
         ConfigError: invalid argument. ShapeError (at call): wrong rank or channel count.
 
-    Example:
+    Examples:
         >>> norm = PSPNorm(3)
         >>> y = norm(torch.full((4, 3, 2, 2), 5.0))
         >>> torch.allclose(y, torch.ones_like(y), atol=1e-5)  # mean kept: 5 -> 1, not 0

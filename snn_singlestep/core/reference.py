@@ -52,7 +52,7 @@ __all__ = [
 def sigmoid_ref(z: float) -> float:
     r"""The logistic function :math:`\sigma(z) = 1/(1 + e^{-z})`, without overflow.
 
-    Example:
+    Examples:
         >>> sigmoid_ref(0.0)
         0.5
         >>> round(sigmoid_ref(-4.0), 6)
@@ -69,7 +69,7 @@ def sigmoid_ref(z: float) -> float:
 def sigmoid_grad_ref(z: float) -> float:
     r"""The derivative :math:`\sigma'(z) = \sigma(z)\,(1 - \sigma(z)) = e^{-|z|}/(1 + e^{-|z|})^2`.
 
-    Example:
+    Examples:
         >>> sigmoid_grad_ref(0.0)
         0.25
     """
@@ -95,7 +95,7 @@ def s2_grad_ref(x: float, alpha: float = 4.0, beta: float = 1.0) -> float:
     Returns:
         :math:`g'(x)` as a Python float.
 
-    Example:
+    Examples:
         >>> s2_grad_ref(0.0), s2_grad_ref(1.0), round(s2_grad_ref(-1.0), 4)
         (1.0, 0.5, 0.0707)
     """
@@ -122,7 +122,7 @@ def s2_primitive_ref(x: float, alpha: float = 4.0, beta: float = 1.0) -> float:
     Returns:
         :math:`g(x)` as a Python float.
 
-    Example:
+    Examples:
         >>> s2_primitive_ref(0.0), round(s2_primitive_ref(math.e - 1.0), 12)
         (0.5, 1.5)
     """
@@ -159,7 +159,7 @@ def if_substep_potentials(x: float, num_substeps: int, theta: float = 1.0) -> np
     Returns:
         float64 array ``[v_1, ..., v_K]``.
 
-    Example:
+    Examples:
         >>> if_substep_potentials(1.0, 4).tolist()
         [0.5, 1.0, 1.5, 2.0]
     """
@@ -205,7 +205,7 @@ def if_time_averaged_surrogate(
     Returns:
         :math:`G_K(x)` as a Python float.
 
-    Example:
+    Examples:
         >>> round(if_time_averaged_surrogate(1.0, 4.0, 100_000), 4)
         0.482
         >>> round(if_time_averaged_surrogate(0.5, 64.0, 100_000, reset=True), 3)
@@ -248,7 +248,7 @@ def if_time_averaged_limit(x: float, alpha: float, theta: float = 1.0) -> float:
     Raises:
         ValueError: :math:`u \le 0` (the limit is then not this expression).
 
-    Example:
+    Examples:
         >>> [round(if_time_averaged_limit(u - 1.0, 4.0), 3) for u in (2, 3, 4, 8)]
         [0.482, 0.327, 0.246, 0.123]
     """
@@ -284,7 +284,7 @@ def if_rate_drive_gradient(x: float, alpha: float, num_substeps: int, theta: flo
     Returns:
         The sum above as a Python float.
 
-    Example:
+    Examples:
         >>> round(if_rate_drive_gradient(1.0, 200.0, 100_000), 3)
         0.25
     """
@@ -320,7 +320,7 @@ def if_first_spike_time(x: float, num_substeps: int, theta: float = 1.0) -> floa
         :math:`t_K \in (0, 1]`, or ``math.inf`` when the neuron does not reach
         threshold within the step (:math:`x < 0`, up to rounding).
 
-    Example:
+    Examples:
         >>> if_first_spike_time(1.0, 8)
         0.5
         >>> if_first_spike_time(0.0, 8)

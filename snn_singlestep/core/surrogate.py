@@ -77,7 +77,7 @@ def _opmath(x: Tensor) -> Tensor:
 def heaviside(x: Tensor) -> Tensor:
     r"""Heaviside step :math:`H(x)` with :math:`H(0) = 1`, in the dtype of ``x``.
 
-    Example:
+    Examples:
         >>> heaviside(torch.tensor([-0.5, 0.0, 2.0]))
         tensor([0., 1., 1.])
     """
@@ -104,7 +104,7 @@ def _s2_grad_opmath(x: Tensor, alpha: Scalar, beta: Scalar) -> Tensor:
 def s2_grad(x: Tensor, alpha: Scalar = 4.0, beta: Scalar = 1.0) -> Tensor:
     r"""The surrogate derivative :math:`g'(x)` of the module docstring, elementwise.
 
-    Example:
+    Examples:
         >>> s2_grad(torch.tensor([-1.0, 0.0, 1.0]))
         tensor([0.0707, 1.0000, 0.5000])
     """
@@ -114,7 +114,7 @@ def s2_grad(x: Tensor, alpha: Scalar = 4.0, beta: Scalar = 1.0) -> Tensor:
 def s2_primitive(x: Tensor, alpha: Scalar = 4.0, beta: Scalar = 1.0) -> Tensor:
     r"""The smooth primitive :math:`g(x)`; differentiable by autograd (in x, α and β).
 
-    Example:
+    Examples:
         >>> s2_primitive(torch.tensor([-1.0, 0.0, 1.0]))
         tensor([0.0180, 0.5000, 1.1931])
     """
@@ -161,7 +161,7 @@ def set_fused_backward(mode: str) -> str:
     Raises:
         ConfigError: for any other value.
 
-    Example:
+    Examples:
         >>> previous = set_fused_backward("off")
         >>> _ = set_fused_backward(previous)
     """
@@ -260,7 +260,7 @@ class S2Spike(torch.autograd.Function):
 def s2_spike(x: Tensor, alpha: Scalar = 4.0, beta: Scalar = 1.0) -> Tensor:
     r"""Spikes :math:`H(x)` whose gradient is the S² surrogate :math:`g'(x)`.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([-1.0, 0.0, 1.0], requires_grad=True)
         >>> s = s2_spike(x)
         >>> s
@@ -290,7 +290,7 @@ class S2Surrogate(nn.Module):
     Raises:
         ConfigError: α or β not a finite real number > 0 (the message names which).
 
-    Example:
+    Examples:
         >>> sg = S2Surrogate(alpha=4.0, beta=1.0)
         >>> sg
         S2Surrogate(alpha=4.0, beta=1.0)
@@ -348,7 +348,7 @@ def s2nn(alpha: float = 4.0, beta: float = 1.0, *, learnable: bool = False) -> S
     Unlike snnTorch's factories it returns a module, not a closure, so nets using it can
     be pickled (``torch.save(model)``) and deep-copied.
 
-    Example:
+    Examples:
         >>> import snntorch as snn
         >>> lif = snn.Leaky(beta=0.9, spike_grad=s2nn(alpha=4.0, beta=1.0))
     """

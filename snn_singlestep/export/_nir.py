@@ -253,7 +253,7 @@ def to_nir(net: nn.Module, sample_input: Tensor, path: Optional[PathLike] = None
         ConfigError: ``sample_input`` is not a float tensor, or ``path`` is not writable.
         ImportError: ``nir`` is missing (``pip install snn_singlestep[deploy]``).
 
-    Example:
+    Examples:
         >>> import pytest; _ = pytest.importorskip("nir")  # part of the deploy extra
         >>> import torch
         >>> from torch import nn
@@ -536,7 +536,7 @@ def from_nir(graph: Any) -> NIRNet:
             ``Delay``), a nested graph, a cycle, or an unknown node (the message names it).
         ImportError: ``nir`` is missing (``pip install snn_singlestep[deploy]``).
 
-    Example:
+    Examples:
         >>> import pytest; _ = pytest.importorskip("nir")  # part of the deploy extra
         >>> import torch
         >>> from torch import nn

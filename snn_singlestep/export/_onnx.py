@@ -112,7 +112,7 @@ def to_onnx(
         ConfigError: ``sample_input`` is not a float tensor, or ``path`` is not writable.
         ImportError: ``onnx``/``onnxscript`` is missing (``pip install snn_singlestep[deploy]``).
 
-    Example:
+    Examples:
         >>> import pytest  # the deploy extra: onnxscript (with onnx) and onnxruntime
         >>> _, ort = pytest.importorskip("onnxscript"), pytest.importorskip("onnxruntime")
         >>> import tempfile, pathlib, torch

@@ -555,7 +555,7 @@ def collapse(
     Returns:
         The converted net (and the report if ``return_report``).
 
-    Example:
+    Examples:
         >>> import torch, torch.nn as nn, snntorch as snn
         >>> net = nn.Sequential(nn.Linear(4, 3), snn.Synaptic(alpha=0.8, beta=0.9, init_hidden=True))
         >>> single = collapse(net)

@@ -67,7 +67,7 @@ class S2Neuron(snntorch.Leaky):
     at T=1. A ``mem`` argument passed by a tutorial-style loop is accepted and ignored.
     Spikes and membrane keep the input's dtype.
 
-    Example:
+    Examples:
         >>> import torch, torch.nn as nn
         >>> from snn_singlestep import S2Neuron
         >>> net = nn.Sequential(nn.Linear(4, 3), S2Neuron(init_hidden=True))
@@ -201,7 +201,7 @@ class ConvertedIFNeuron(snntorch.Leaky):
             ``"plain"``. init_hidden, output, graded_spikes_factor, learn_threshold,
             learn_graded_spikes_factor: as in ``Leaky``.
 
-    Example:
+    Examples:
         >>> neuron = ConvertedIFNeuron(threshold=1.0, noise_std=0.4, init_hidden=True)
         >>> [neuron(torch.tensor([1.2])).item() for _ in range(4)]
         [1.0, 0.0, 1.0, 1.0]
@@ -287,7 +287,7 @@ def add_time_dim(x: Tensor) -> Tensor:
     ``0.8 * T`` to an int): use ``correct_rate=1.0`` or ``ce_rate_loss`` /
     ``ce_count_loss`` with single-step nets.
 
-    Example:
+    Examples:
         >>> import torch
         >>> import snntorch.functional as SF
         >>> spk = torch.tensor([[1.0, 0.0], [0.0, 1.0]])

@@ -181,7 +181,7 @@ class CollapsedIFNode(CollapsedNode):
         v_init: :math:`v_0`; None means ``v_reset`` (0 when ``v_reset`` is None).
         others: as :class:`CollapsedNode`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from spikingjelly.activation_based import neuron
         >>> src = neuron.IFNode(v_reset=0.25)
@@ -211,7 +211,7 @@ class CollapsedLIFNode(CollapsedNode):
 
     From SpikingJelly's charge :math:`h = v + (x - (v - v_r))/\tau` with :math:`v = v_0 = v_r`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from spikingjelly.activation_based import neuron
         >>> src, node = neuron.LIFNode(tau=2.0), CollapsedLIFNode(tau=2.0)
@@ -484,14 +484,14 @@ def _surrogate(ctx):
 
 
 def _common(m: nn.Module, ctx) -> dict:
-    return dict(
-        v_threshold=m.v_threshold,
-        v_reset=m.v_reset,
-        surrogate_function=_surrogate(ctx),
-        step_mode=ctx.step_mode,
-        store_v_seq=bool(getattr(m, "store_v_seq", False)),
-        source=type(m).__name__,
-    )
+    return {
+        "v_threshold": m.v_threshold,
+        "v_reset": m.v_reset,
+        "surrogate_function": _surrogate(ctx),
+        "step_mode": ctx.step_mode,
+        "store_v_seq": bool(getattr(m, "store_v_seq", False)),
+        "source": type(m).__name__,
+    }
 
 
 def _check_float_threshold(m: nn.Module) -> None:
@@ -738,8 +738,14 @@ def _ensure_model_rules() -> None:
     """Register the model-zoo rules on first use (importing the zoo costs ~40 ms)."""
     if _MODEL_RULES_DONE:
         return
-    from spikingjelly.activation_based.model import masnn, maxformer, ms_resnet, qkformer
-    from spikingjelly.activation_based.model import spike_driven_transformer, spikformer
+    from spikingjelly.activation_based.model import (
+        masnn,
+        maxformer,
+        ms_resnet,
+        qkformer,
+        spike_driven_transformer,
+        spikformer,
+    )
 
     for cls in (
         ms_resnet.MSResNet,
@@ -780,7 +786,7 @@ def _unknown_reason(m: nn.Module, step_mode: str) -> Optional[str]:
     if step_mode == "s" and isinstance(m, base.StepModule):
         try:
             modes = tuple(m.supported_step_mode())
-        except Exception:  # noqa: BLE001 - a broken module is reported, not fatal
+        except Exception:
             modes = ()
         if modes and "s" not in modes:
             return (
@@ -862,7 +868,7 @@ def collapse(
     :class:`~snn_singlestep.errors.ShapeError`, and returns what the source returned at T=1
     without the time dimension. Arguments as in :func:`snn_singlestep.collapse`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from spikingjelly.activation_based import functional, layer, neuron
         >>> net = torch.nn.Sequential(layer.Conv2d(1, 4, 3), neuron.LIFNode(), layer.Flatten(),

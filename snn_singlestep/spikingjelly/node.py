@@ -50,7 +50,7 @@ class S2Node(neuron.BaseNode):
             schedule or a :class:`~snn_singlestep.core.noise.MembraneNoise`; see
             :mod:`~snn_singlestep.core.noise`). In ``'m'`` mode every step draws its own.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from spikingjelly.activation_based import functional, layer
         >>> net = torch.nn.Sequential(layer.Linear(4, 3), S2Node())
@@ -139,7 +139,7 @@ class ConvertedIFNode(neuron.BaseNode):
             :class:`~snn_singlestep.spikingjelly.ReducedS2`).
         step_mode: ``'s'`` or ``'m'``. store_v_seq: as in ``BaseNode``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from spikingjelly.activation_based import functional
         >>> node = ConvertedIFNode(1.0, noise_std=0.4, step_mode="m")

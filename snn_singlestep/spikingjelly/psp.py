@@ -43,7 +43,7 @@ class _StepPSP(base.StepModule):
 class PSPNorm1d(_StepPSP, psp.PSPNorm1d):
     """:class:`snn_singlestep.core.psp.PSPNorm1d` with SpikingJelly's ``step_mode``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> norm = PSPNorm1d(4, step_mode="m")
         >>> norm(torch.randn(3, 2, 4)).shape
@@ -61,7 +61,7 @@ class PSPNorm1d(_StepPSP, psp.PSPNorm1d):
 class PSPNorm2d(_StepPSP, psp.PSPNorm2d):
     """:class:`snn_singlestep.core.psp.PSPNorm2d` with SpikingJelly's ``step_mode``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from spikingjelly.activation_based import functional
         >>> norm = PSPNorm2d(3)

@@ -27,7 +27,7 @@ class ReducedS2(surrogate.SurrogateFunctionBase):
         alpha: α > 0. beta: β > 0.
         spiking: False makes the forward return the primitive (smooth) function.
 
-    Example:
+    Examples:
         >>> from spikingjelly.activation_based import neuron
         >>> lif = neuron.LIFNode(surrogate_function=ReducedS2(alpha=4.0, beta=1.0))
     """
