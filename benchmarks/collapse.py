@@ -17,27 +17,31 @@ Run ``python benchmarks/collapse.py`` (full) or ``python benchmarks/collapse.py 
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import time
 import warnings
 
-import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from spikingjelly.activation_based import functional, layer, neuron
 from spikingjelly.activation_based.model import sew_resnet, spiking_resnet, spiking_vgg
+from torch import nn
 
 import snn_singlestep as ss
 
 warnings.filterwarnings("ignore", message=".*CUDA.*")
 
 MODELS = {
-    "spiking_resnet18": lambda: spiking_resnet.spiking_resnet18(spiking_neuron=neuron.LIFNode, num_classes=10),
-    "sew_resnet18": lambda: sew_resnet.sew_resnet18(spiking_neuron=neuron.LIFNode, num_classes=10, cnf="ADD"),
-    "spiking_vgg11_bn": lambda: spiking_vgg.spiking_vgg11_bn(spiking_neuron=neuron.LIFNode, num_classes=10),
+    "spiking_resnet18": lambda: spiking_resnet.spiking_resnet18(
+        spiking_neuron=neuron.LIFNode, num_classes=10
+    ),
+    "sew_resnet18": lambda: sew_resnet.sew_resnet18(
+        spiking_neuron=neuron.LIFNode, num_classes=10, cnf="ADD"
+    ),
+    "spiking_vgg11_bn": lambda: spiking_vgg.spiking_vgg11_bn(
+        spiking_neuron=neuron.LIFNode, num_classes=10
+    ),
 }
 
 
@@ -103,11 +107,18 @@ def digits_split(seed: int = 0):
 
 def digits_net() -> nn.Sequential:
     """Conv-BN-LIF ×2 with a membrane (linear) readout; multi-step SpikingJelly net."""
-    lif = lambda: neuron.LIFNode(tau=2.0, detach_reset=True)  # noqa: E731
+    lif = lambda: neuron.LIFNode(tau=2.0, detach_reset=True)
     net = nn.Sequential(
-        layer.Conv2d(1, 16, 3, padding=1, bias=False), layer.BatchNorm2d(16), lif(), layer.MaxPool2d(2),
-        layer.Conv2d(16, 32, 3, padding=1, bias=False), layer.BatchNorm2d(32), lif(), layer.MaxPool2d(2),
-        layer.Flatten(), layer.Linear(128, 10),
+        layer.Conv2d(1, 16, 3, padding=1, bias=False),
+        layer.BatchNorm2d(16),
+        lif(),
+        layer.MaxPool2d(2),
+        layer.Conv2d(16, 32, 3, padding=1, bias=False),
+        layer.BatchNorm2d(32),
+        lif(),
+        layer.MaxPool2d(2),
+        layer.Flatten(),
+        layer.Linear(128, 10),
     )
     functional.set_step_mode(net, "m")
     return net
@@ -138,7 +149,9 @@ def _accuracy(forward, x, y) -> float:
         return float((forward(x).argmax(1) == y).float().mean())
 
 
-def digits_evidence(*, T: int = 4, epochs: int = 8, seed: int = 0, calib_samples: int = 512) -> dict:
+def digits_evidence(
+    *, T: int = 4, epochs: int = 8, seed: int = 0, calib_samples: int = 512
+) -> dict:
     """Accuracies of one digits net: T=4, exact and calibrated collapse, ±1 epoch at T=1.
 
     Runs on one CPU thread (faster for this small net, and reproducible: the numbers do not
@@ -158,16 +171,20 @@ def _digits_evidence(*, T: int, epochs: int, seed: int, calib_samples: int) -> d
     net = digits_net()
     _train(net, lambda n, x: _multi_step(n, x, T), xtr, ytr, epochs=epochs, lr=1e-2, seed=seed)
     res = {"T": T, "multi_step": _accuracy(lambda x: _multi_step(net, x, T), xte, yte)}
-    one_step = lambda n, x: n(x)  # noqa: E731
+    one_step = lambda n, x: n(x)
     for mode in ("exact", "calibrated"):
         kwargs = {"data": [xtr[:calib_samples]], "T": T} if mode == "calibrated" else {}
         single, report = ss.spikingjelly.collapse(net, mode=mode, return_report=True, **kwargs)
         single.eval()
         res[mode] = _accuracy(single, xte, yte)
         with torch.no_grad():
-            rates = []
+            rates: list[float] = []
+
+            def record(module, inputs, output, rates=rates):
+                rates.append(float(output.mean()))
+
             hooks = [
-                m.register_forward_hook(lambda m, i, o: rates.append(float(o.mean())))
+                m.register_forward_hook(record)
                 for m in single.modules()
                 if isinstance(m, ss.S2Node)
             ]
@@ -184,33 +201,54 @@ def _digits_evidence(*, T: int, epochs: int, seed: int, calib_samples: int) -> d
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sanity run (seconds, not minutes)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for the speed runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sanity run (seconds, not minutes)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads for the speed runs"
+    )
     parser.add_argument("--seeds", type=int, default=3, help="digits runs (seeds 0, 1, ...)")
     args = parser.parse_args(argv)
-    if args.threads:
+    if args.quick:  # a sanity run: one thread and the eager S2 backward (no compile wait)
+        torch.set_num_threads(args.threads or 1)
+        ss.core.set_fused_backward("off")
+    elif args.threads:
         torch.set_num_threads(args.threads)
     batches, size, repeats = ((4,), 32, 2) if args.quick else ((32, 64), 32, 7)
-    print(f"collapse speed: {size}x{size} input, forward+backward (best of {repeats}, "
-          f"interleaved), {torch.get_num_threads()} threads, fused S2 backward: "
-          f"{ss.core.get_fused_backward()}")
-    print(f"{'model':<18} {'batch':>5} {'convert [s]':>11} {'T=4 step [s]':>13} {'T=1 step [s]':>13} "
-          f"{'ratio':>7} {'median ratio':>13}")
+    print(
+        f"collapse speed: {size}x{size} input, forward+backward (best of {repeats}, "
+        f"interleaved), {torch.get_num_threads()} threads, fused S2 backward: "
+        f"{ss.core.get_fused_backward()}"
+    )
+    print(
+        f"{'model':<18} {'batch':>5} {'convert [s]':>11} {'T=4 step [s]':>13} {'T=1 step [s]':>13} "
+        f"{'ratio':>7} {'median ratio':>13}"
+    )
     for batch in batches:
         for name in MODELS:
             r = speed(name, batch=batch, size=size, repeats=repeats)
-            print(f"{name:<18} {batch:>5} {r['convert_s']:>11.3f} {r['orig_s']:>13.4f} "
-                  f"{r['single_s']:>13.4f} {r['ratio']:>7.3f} {r['median_ratio']:>13.3f}")
+            print(
+                f"{name:<18} {batch:>5} {r['convert_s']:>11.3f} {r['orig_s']:>13.4f} "
+                f"{r['single_s']:>13.4f} {r['ratio']:>7.3f} {r['median_ratio']:>13.3f}"
+            )
     epochs, seeds = (2, 1) if args.quick else (8, args.seeds)
-    fmt = lambda v: f"{100 * v:5.1f} %"  # noqa: E731
+    fmt = lambda v: f"{100 * v:5.1f} %"
     for seed in range(seeds):
-        print(f"\ndigits (8x8, 360 test images), conv net trained {epochs} epochs at T=4, seed {seed}:")
+        print(
+            f"\ndigits (8x8, 360 test images), conv net trained {epochs} epochs at T=4, "
+            f"seed {seed}:"
+        )
         r = digits_evidence(epochs=epochs, seed=seed)
         print(f"  multi-step T=4                 {fmt(r['multi_step'])}")
-        print(f"  {'':<30} {'no fine-tuning':>14} {'1 epoch at T=1':>15}   hidden firing rates (T=1)")
+        print(
+            f"  {'':<30} {'no fine-tuning':>14} {'1 epoch at T=1':>15}   hidden firing rates (T=1)"
+        )
         for mode in ("exact", "calibrated"):
             rates = ", ".join(f"{v:.3f}" for v in r[f"{mode}_rates"])
-            print(f"  collapsed, {mode:<19} {fmt(r[mode]):>14} {fmt(r[mode + '_finetuned']):>15}   {rates}")
+            print(
+                f"  collapsed, {mode:<19} {fmt(r[mode]):>14} "
+                f"{fmt(r[mode + '_finetuned']):>15}   {rates}"
+            )
         targets = ", ".join(f"{v:.3f}" for v in r["target_rates"])
         print(f"  multi-step mean firing rates (calibration targets): {targets}")
 

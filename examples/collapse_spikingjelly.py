@@ -55,7 +55,9 @@ def accuracy(net, x, y) -> float:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30, help="fine-tuning steps at T=1")
-    parser.add_argument("--pretrain-steps", type=int, default=40, help="training steps at T=4 first")
+    parser.add_argument(
+        "--pretrain-steps", type=int, default=40, help="training steps at T=4 first"
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     args = parser.parse_args(argv)
@@ -83,22 +85,28 @@ def main(argv=None) -> dict:
         functional.reset_net(net)
         out = net(xte.unsqueeze(0).repeat(4, 1, 1, 1, 1)).mean(0)
         functional.reset_net(net)
-    print(f"multi-step net after {args.pretrain_steps} training steps at T=4: test accuracy "
-          f"{100 * float((out.argmax(1) == yte).float().mean()):.1f} %")
+    print(
+        f"multi-step net after {args.pretrain_steps} training steps at T=4: test accuracy "
+        f"{100 * float((out.argmax(1) == yte).float().mean()):.1f} %"
+    )
 
     # 2. exact collapse: the original's first step, spike for spike
     t0 = time.perf_counter()
     exact, report = ss.spikingjelly.collapse(net, return_report=True)
-    print(f"collapsed in {time.perf_counter() - t0:.2f} s: {len(report.replaced)} neurons replaced, "
-          f"input [B, 3, 32, 32] (also [1, B, ...]); state_dict keys unchanged: "
-          f"{list(exact.state_dict()) == list(net.state_dict())}")
+    print(
+        f"collapsed in {time.perf_counter() - t0:.2f} s: {len(report.replaced)} neurons replaced, "
+        f"input [B, 3, 32, 32] (also [1, B, ...]); state_dict keys unchanged: "
+        f"{list(exact.state_dict()) == list(net.state_dict())}"
+    )
     exact.load_state_dict(net.state_dict(), strict=True)  # a multi-step checkpoint loads as it is
     exact.eval()
     with torch.no_grad():
         functional.reset_net(net)
         same = torch.equal(exact(xte[:8]), net(xte[:8].unsqueeze(0))[0])
-    print(f"exact collapse equals the original run for one step: {same}; test accuracy "
-          f"{100 * accuracy(exact, xte, yte):.1f} %")
+    print(
+        f"exact collapse equals the original run for one step: {same}; test accuracy "
+        f"{100 * accuracy(exact, xte, yte):.1f} %"
+    )
 
     # 3. calibrated collapse: thresholds matched to the multi-step firing rates at T=4
     single = exact
@@ -107,8 +115,10 @@ def main(argv=None) -> dict:
             net, mode="calibrated", data=[xtr[:128]], T=4, return_report=True
         )
         rates = [f"{c.rate_before:.3f}->{c.rate_after:.3f}" for c in report.calibration[:4]]
-        print(f"calibrated {len(report.calibration)} neurons (first-step rate -> calibrated rate): "
-              f"{', '.join(rates)}, ...")
+        print(
+            f"calibrated {len(report.calibration)} neurons (first-step rate -> calibrated rate): "
+            f"{', '.join(rates)}, ..."
+        )
         print(f"calibrated collapse: test accuracy {100 * accuracy(single, xte, yte):.1f} %")
 
     # 4. fine-tune at T=1 (an ordinary training loop: no time dimension, no reset_net needed)
@@ -126,7 +136,10 @@ def main(argv=None) -> dict:
         if step % 10 == 0 or step == args.steps - 1:
             print(f"  step {step:3d}  loss {loss.item():.3f}")
     acc = accuracy(single, xte, yte)
-    print(f"test accuracy after {args.steps} steps ({time.perf_counter() - t0:.1f} s): {100 * acc:.1f} %")
+    print(
+        f"test accuracy after {args.steps} steps ({time.perf_counter() - t0:.1f} s): "
+        f"{100 * acc:.1f} %"
+    )
     return {"equal": same, "losses": losses, "accuracy": acc}
 
 

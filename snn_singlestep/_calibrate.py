@@ -42,7 +42,8 @@ def _inputs(data: Iterable) -> list[Tensor]:
         x = item[0] if isinstance(item, (tuple, list)) else item
         if not isinstance(x, Tensor):
             raise ConfigError(
-                f"calibration data must yield tensors or (input, target) pairs, got {type(item).__name__}"
+                "calibration data must yield tensors or (input, target) pairs, got "
+                f"{type(item).__name__}"
             )
         xs.append(x)
     if not xs:
@@ -51,7 +52,9 @@ def _inputs(data: Iterable) -> list[Tensor]:
 
 
 def _calibratable(m: nn.Module) -> bool:
-    return all(callable(getattr(m, name, None)) for name in ("membrane", "get_threshold", "set_threshold"))
+    return all(
+        callable(getattr(m, name, None)) for name in ("membrane", "get_threshold", "set_threshold")
+    )
 
 
 def _time_major(m: nn.Module, x: Optional[Tensor] = None) -> bool:
@@ -102,7 +105,9 @@ def _default_runner(original: nn.Module, T: int) -> Callable[[nn.Module, Tensor]
 
         def run(net: nn.Module, x: Tensor) -> None:
             functional.reset_net(net)
-            if isinstance(getattr(net, "T", None), int) and callable(getattr(net, "_to_sequence", None)):
+            if isinstance(getattr(net, "T", None), int) and callable(
+                getattr(net, "_to_sequence", None)
+            ):
                 old, net.T = net.T, T
                 try:
                     net(x)
@@ -202,7 +207,9 @@ def calibrate(
     def record(path: str, time_major: bool):
         def hook(module, args, output):
             spikes = output[0] if isinstance(output, (tuple, list)) else output
-            rows = _rows((spikes.detach() != 0).to(torch.float64), time_major, granularity, channel_dim)
+            rows = _rows(
+                (spikes.detach() != 0).to(torch.float64), time_major, granularity, channel_dim
+            )
             sums[path] = sums.get(path, 0) + rows.sum(1)
             counts[path] = counts.get(path, 0) + rows.shape[1]
 

@@ -159,7 +159,9 @@ class CollapseReport:
         for entry in self.entries:
             path = entry.path or "<net>"
             if entry.action == "replaced":
-                lines.append(f"  replaced     {path}: {entry.source} -> {entry.target} ({entry.detail})")
+                lines.append(
+                    f"  replaced     {path}: {entry.source} -> {entry.target} ({entry.detail})"
+                )
             else:
                 lines.append(f"  {entry.action:<12} {path}: {entry.source} ({entry.detail})")
         if self.input_ndim is not None:
@@ -281,7 +283,8 @@ def register_rule(
         raise ConfigError(f"kind must be one of {RULE_KINDS}, got {kind!r}")
     if not overwrite and cls in _RULES:
         raise ConfigError(
-            f"a collapse rule for {_qualname(cls)} exists already; pass overwrite=True to replace it"
+            f"a collapse rule for {_qualname(cls)} exists already; pass overwrite=True to "
+            "replace it"
         )
     rule = Rule(cls, fn, kind, framework, note or getattr(fn, "__doc__", "") or "", exact, inherit)
     rule = dataclasses.replace(rule, note=_first_line(rule.note))
@@ -466,7 +469,9 @@ def _visit(module: nn.Module, path: str, step_mode: str, walk: _Walk) -> nn.Modu
         try:
             result = rule(module, ctx)
         except ConversionError as err:
-            walk.report.entries.append(ReportEntry(path, _qualname(module), "unconverted", "", str(err)))
+            walk.report.entries.append(
+                ReportEntry(path, _qualname(module), "unconverted", "", str(err))
+            )
             result, descend = module, False
         else:
             out = module if result is None else result
@@ -474,10 +479,18 @@ def _visit(module: nn.Module, path: str, step_mode: str, walk: _Walk) -> nn.Modu
                 raise ConfigError(
                     f"the collapse rule for {_qualname(module)} returned {out!r}, not a module"
                 )
-            action = "replaced" if out is not module else ("kept" if rule.kind == "keep" else "adapted")
+            action = (
+                "replaced" if out is not module else ("kept" if rule.kind == "keep" else "adapted")
+            )
             detail = rule.note + ("" if rule.exact else " [not first-step exact]")
             walk.report.entries.append(
-                ReportEntry(path, _qualname(module), action, _qualname(out) if action == "replaced" else "", detail)
+                ReportEntry(
+                    path,
+                    _qualname(module),
+                    action,
+                    _qualname(out) if action == "replaced" else "",
+                    detail,
+                )
             )
             walk.report.notes.extend(ctx._notes)
             descend = rule.kind not in ("neuron", "keep", "refuse")
@@ -487,7 +500,9 @@ def _visit(module: nn.Module, path: str, step_mode: str, walk: _Walk) -> nn.Modu
     else:
         reason = _unknown_reason(module, step_mode, walk.frameworks)
         if reason is not None:
-            walk.report.entries.append(ReportEntry(path, _qualname(module), "unconverted", "", reason))
+            walk.report.entries.append(
+                ReportEntry(path, _qualname(module), "unconverted", "", reason)
+            )
             walk.spiking_paths.append(path)
             descend = False
     walk.step_modes[id(out)] = step_mode
@@ -625,7 +640,9 @@ def run_collapse(
             "(input, target) pairs)> and T=<the number of steps the net was trained with>"
         )
     if mode == "exact" and data is not None:
-        raise ConfigError("data is only used with mode='calibrated'; drop it or set mode='calibrated'")
+        raise ConfigError(
+            "data is only used with mode='calibrated'; drop it or set mode='calibrated'"
+        )
     if mode == "calibrated":  # checked before anything is converted
         from ._calibrate import _inputs, check_calibration_args
 
@@ -650,7 +667,9 @@ def run_collapse(
     work = _visit(work, "", root_mode, walk)
 
     if report.unconverted:
-        lines = "\n".join(f"  {e.path or '<net>'} ({e.source}): {e.detail}" for e in report.unconverted)
+        lines = "\n".join(
+            f"  {e.path or '<net>'} ({e.source}): {e.detail}" for e in report.unconverted
+        )
         if errors == "raise":
             err = ConversionError(
                 f"cannot collapse {len(report.unconverted)} module(s) to single-step:\n{lines}\n"

@@ -56,6 +56,7 @@ from ..errors import ConversionError, ShapeError
 from .neuron import S2Neuron
 
 __all__ = [
+    "CollapsedAlpha",
     "CollapsedLapicque",
     "CollapsedLeaky",
     "CollapsedRLeaky",
@@ -95,7 +96,9 @@ class CollapsedLeaky(S2Neuron):
     def _membrane(self, input_: Tensor) -> Tensor:
         return input_
 
-    def _first_step(self, input_: Tensor, reset_delay: Optional[bool] = None) -> tuple[Tensor, Tensor, Tensor]:
+    def _first_step(
+        self, input_: Tensor, reset_delay: Optional[bool] = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """``(spk, binary_spk, mem_returned)`` of the first step."""
         v = self._membrane(input_)
         if self.state_quant:
@@ -361,7 +364,9 @@ def _build(cls: type, m: nn.Module, ctx, *, beta=None) -> S2Neuron:
         reset_delay=bool(getattr(m, "reset_delay", True)),
     )
     if _is_param(m.threshold):
-        new.threshold = nn.Parameter(m.threshold.detach().clone(), requires_grad=m.threshold.requires_grad)
+        new.threshold = nn.Parameter(
+            m.threshold.detach().clone(), requires_grad=m.threshold.requires_grad
+        )
     if "beta" in m._buffers or "beta" in m._parameters:
         new._parameters.pop("beta", None)
         new.register_buffer("beta", _tensor_copy(m._buffers.get("beta", m._parameters.get("beta"))))
@@ -376,7 +381,9 @@ def _copy_state(new: nn.Module, m: nn.Module, names) -> None:
             new._buffers.pop(name, None)
             new.register_parameter(name, m._parameters[name])
         elif name in m._buffers and m._buffers[name] is not None:
-            new.register_buffer(name, m._buffers[name], persistent=name not in m._non_persistent_buffers_set)
+            new.register_buffer(
+                name, m._buffers[name], persistent=name not in m._non_persistent_buffers_set
+            )
 
 
 def _leaky(m: snntorch.Leaky, ctx) -> CollapsedLeaky:
@@ -418,7 +425,9 @@ _rsynaptic.__doc__ = "syn₁ = I + V(0), v₁ = syn₁. Exact; recurrent and alp
 
 def _state_leaky(m: snntorch.StateLeaky, ctx) -> CollapsedStateLeaky:
     r"""v₁ = e⁰·I = I (LinearLeaky: after its linear layer); s₁ = H(v₁ − θ)·g². Exact."""
-    new = _build(CollapsedStateLeaky, m, ctx, beta=_tensor_copy(m._buffers.get("beta", torch.tensor(0.0))))
+    new = _build(
+        CollapsedStateLeaky, m, ctx, beta=_tensor_copy(m._buffers.get("beta", torch.tensor(0.0)))
+    )
     _copy_state(new, m, ["tau"])
     if "tau" in m._parameters:  # no gradient at T=1: keep the value, drop learnability
         new._parameters.pop("tau")
@@ -431,7 +440,8 @@ def _state_leaky(m: snntorch.StateLeaky, ctx) -> CollapsedStateLeaky:
 
 
 def _alpha(m: snntorch.Alpha, ctx) -> CollapsedAlpha:
-    r"""Refused in exact mode: Alpha cannot spike on its first step (v₁ = τ_α(I − I) = 0). Calibrated mode: v₁ := I."""
+    r"""Refused in exact mode: Alpha cannot spike on its first step (v₁ = τ_α(I − I) = 0).
+    Calibrated mode: v₁ := I."""
     if ctx.mode == "exact":
         raise ConversionError(
             "snntorch.Alpha cannot spike on its first time step: from its reset state "
@@ -557,7 +567,8 @@ def collapse(
 
     Examples:
         >>> import torch, torch.nn as nn, snntorch as snn
-        >>> net = nn.Sequential(nn.Linear(4, 3), snn.Synaptic(alpha=0.8, beta=0.9, init_hidden=True))
+        >>> lif = snn.Synaptic(alpha=0.8, beta=0.9, init_hidden=True)
+        >>> net = nn.Sequential(nn.Linear(4, 3), lif)
         >>> single = collapse(net)
         >>> x = torch.randn(2, 4)
         >>> bool(torch.equal(single(x), net(x)))  # the source's first step, spike for spike

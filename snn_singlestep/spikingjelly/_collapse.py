@@ -15,7 +15,8 @@ source                    :math:`h_1`
 ``ParametricLIFNode``     as LIF with :math:`1/\tau = \sigma(w)`: :math:`v_0 + x\,\sigma(w)`
                           (``w`` stays a learnable parameter) or :math:`v_0 + x`
 ``QIFNode``               :math:`v_0 + (x + a_0 (v_0 - v_{rest})(v_0 - v_c))/\tau`
-``EIFNode``               :math:`v_0 + (x + v_{rest} - v_0 + \Delta_T e^{(v_0 - \theta_{rh})/\Delta_T})/\tau`
+``EIFNode``               :math:`v_0 + (x + v_{rest} - v_0 + E)/\tau` with
+                          :math:`E = \Delta_T e^{(v_0-\theta_{rh})/\Delta_T}`
 ``IzhikevichNode``        :math:`v_0 + (x + a_0 (v_0 - v_{rest})(v_0 - v_c) - w_{rest})/\tau`
 ``KLIFNode``              :math:`\mathrm{ReLU}(k\,h_1^{LIF})` (``k`` stays learnable)
 ``CUBALIFNode``           :math:`v_0\,d_v + (0\cdot d_c + x)`
@@ -271,7 +272,9 @@ class CollapsedParametricLIFNode(CollapsedNode):
 
     def extra_repr(self) -> str:
         with torch.no_grad():
-            tau = 1.0 / float(self.w.float().sigmoid()) if self.w.device.type != "meta" else math.nan
+            tau = (
+                1.0 / float(self.w.float().sigmoid()) if self.w.device.type != "meta" else math.nan
+            )
         return super().extra_repr() + f", tau={tau:.4g}, decay_input={self.decay_input}"
 
 
@@ -301,7 +304,10 @@ class _FullStateNode(CollapsedNode):
 
 
 class CollapsedQIFNode(_FullStateNode):
-    r"""First step of ``QIFNode``: :math:`h_1 = v_0 + (x + a_0 (v_0 - v_{rest})(v_0 - v_c))/\tau`."""
+    r"""First step of ``QIFNode``.
+
+    :math:`h_1 = v_0 + (x + a_0 (v_0 - v_{rest})(v_0 - v_c))/\tau`.
+    """
 
     def __init__(self, *args, tau=2.0, v_c=0.8, a0=1.0, v_rest=0.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -313,7 +319,10 @@ class CollapsedQIFNode(_FullStateNode):
 
 
 class CollapsedEIFNode(_FullStateNode):
-    r"""First step of ``EIFNode``: :math:`h_1 = v_0 + (x + v_{rest} - v_0 + \Delta_T e^{(v_0-\theta_{rh})/\Delta_T})/\tau`."""
+    r"""First step of ``EIFNode``.
+
+    :math:`h_1 = v_0 + (x + v_{rest} - v_0 + \Delta_T e^{(v_0-\theta_{rh})/\Delta_T})/\tau`.
+    """
 
     def __init__(self, *args, tau=2.0, delta_T=1.0, theta_rh=0.8, v_rest=0.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -327,7 +336,10 @@ class CollapsedEIFNode(_FullStateNode):
 
 
 class CollapsedIzhikevichNode(_FullStateNode):
-    r"""First step of ``IzhikevichNode``: :math:`h_1 = v_0 + (x + a_0 (v_0 - v_{rest})(v_0 - v_c) - w_{rest})/\tau`."""
+    r"""First step of ``IzhikevichNode``.
+
+    :math:`h_1 = v_0 + (x + a_0 (v_0 - v_{rest})(v_0 - v_c) - w_{rest})/\tau`.
+    """
 
     def __init__(self, *args, tau=2.0, v_c=0.8, a0=1.0, v_rest=-0.1, w_rest=0.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -361,7 +373,9 @@ class CollapsedNonSpikingNode(nn.Module, base.StepModule):
     list of T membranes) gives the single membrane without the list.
     """
 
-    def __init__(self, tau: Optional[float] = None, decode: Optional[str] = None, step_mode: str = "s") -> None:
+    def __init__(
+        self, tau: Optional[float] = None, decode: Optional[str] = None, step_mode: str = "s"
+    ) -> None:
         super().__init__()
         self.tau = None if tau is None else float(tau)
         self.decode = decode
@@ -466,7 +480,8 @@ def _attention_steps(m: nn.Module) -> int:
 
 
 def _temporal_attention(m: nn.Module, ctx) -> nn.Module:
-    """Built for T=1: called on x.unsqueeze(0), returns y[0]. Built for T > 1: refused (weights sized by T)."""
+    """Built for T=1: called on x.unsqueeze(0), returns y[0].
+    Built for T > 1: refused (weights sized by T)."""
     steps = _attention_steps(m)
     if steps != 1:
         raise ConversionError(
@@ -522,7 +537,8 @@ def _lif(m, ctx):
 
 
 def _online_lif(m, ctx):
-    """As LIFNode; at T=1 the OTTT trace equals the spike, the node returns spikes only. Exact forward."""
+    """As LIFNode; at T=1 the OTTT trace equals the spike, the node returns spikes only.
+    Exact forward."""
     ctx.note(f"{type(m).__name__}: online (trace) gradient replaced by plain backprop at T=1")
     return _lif(m, ctx)
 
@@ -542,7 +558,9 @@ def _klif(m, ctx):
     _check_float_threshold(m)
     if m.v_threshold <= 0:
         raise ConversionError("KLIFNode with v_threshold <= 0 fires on ReLU(.) = 0; not supported")
-    new = CollapsedKLIFNode(**_common(m, ctx), tau=m.tau, decay_input=m.decay_input, scale_reset=m.scale_reset)
+    new = CollapsedKLIFNode(
+        **_common(m, ctx), tau=m.tau, decay_input=m.decay_input, scale_reset=m.scale_reset
+    )
     new.k = m.k
     return _finish(new, m)
 
@@ -550,14 +568,18 @@ def _klif(m, ctx):
 def _qif(m, ctx):
     """h₁ = v₀ + (x + a₀(v₀ − v_rest)(v₀ − v_c))/τ. Exact."""
     _check_float_threshold(m)
-    return _finish(CollapsedQIFNode(**_common(m, ctx), tau=m.tau, v_c=m.v_c, a0=m.a0, v_rest=m.v_rest), m)
+    return _finish(
+        CollapsedQIFNode(**_common(m, ctx), tau=m.tau, v_c=m.v_c, a0=m.a0, v_rest=m.v_rest), m
+    )
 
 
 def _eif(m, ctx):
     """h₁ = v₀ + (x + v_rest − v₀ + Δ_T·exp((v₀ − θ_rh)/Δ_T))/τ. Exact."""
     _check_float_threshold(m)
     return _finish(
-        CollapsedEIFNode(**_common(m, ctx), tau=m.tau, delta_T=m.delta_T, theta_rh=m.theta_rh, v_rest=m.v_rest),
+        CollapsedEIFNode(
+            **_common(m, ctx), tau=m.tau, delta_T=m.delta_T, theta_rh=m.theta_rh, v_rest=m.v_rest
+        ),
         m,
     )
 
@@ -633,7 +655,8 @@ def _single_step_container(m, ctx):
 
 
 def _time_axis_model(m, ctx):
-    """Forward written for [T, B, ...]: keeps step mode 'm' with T = 1 (input [B, ...] or [1, B, ...]). Exact."""
+    """Forward written for [T, B, ...]: keeps step mode 'm' with T = 1
+    (input [B, ...] or [1, B, ...]). Exact."""
     m.T = 1
     ctx.set_step_mode("m")
     ctx.note(f"{type(m).__name__} builds [T, B, ...] itself: kept in step mode 'm' with T=1")

@@ -9,8 +9,8 @@ import pathlib
 import pytest
 import snntorch as snn
 import torch
-import torch.nn as nn
 from spikingjelly.activation_based import functional, layer, neuron
+from torch import nn
 
 import snn_singlestep as ss
 from snn_singlestep import ConfigError
@@ -31,9 +31,15 @@ def test_threshold_for_lets_exactly_k_values_fire():
 
 def _sj_net():
     net = nn.Sequential(
-        layer.Conv2d(2, 6, 3, padding=1), layer.BatchNorm2d(6), neuron.LIFNode(tau=2.0),
-        layer.Conv2d(6, 6, 3, padding=1), layer.BatchNorm2d(6), neuron.ParametricLIFNode(init_tau=3.0),
-        layer.Flatten(), layer.Linear(6 * 5 * 5, 4), neuron.IFNode(),
+        layer.Conv2d(2, 6, 3, padding=1),
+        layer.BatchNorm2d(6),
+        neuron.LIFNode(tau=2.0),
+        layer.Conv2d(6, 6, 3, padding=1),
+        layer.BatchNorm2d(6),
+        neuron.ParametricLIFNode(init_tau=3.0),
+        layer.Flatten(),
+        layer.Linear(6 * 5 * 5, 4),
+        neuron.IFNode(),
     )
     functional.set_step_mode(net, "m")
     return net
@@ -45,9 +51,15 @@ def _multi_step_rates(net, x, T, granularity):
     hooks = []
     for name, m in net.named_modules():
         if isinstance(m, neuron.BaseNode):
+
             def hook(mod, inp, out, name=name):
                 s = (out != 0).float().flatten(0, 1)  # [T*B, C, ...]
-                rates[name] = s.mean() if granularity == "layer" else s.transpose(0, 1).reshape(s.shape[1], -1).mean(1)
+                rates[name] = (
+                    s.mean()
+                    if granularity == "layer"
+                    else s.transpose(0, 1).reshape(s.shape[1], -1).mean(1)
+                )
+
             hooks.append(m.register_forward_hook(hook))
     net.eval()
     with torch.no_grad():
@@ -68,7 +80,11 @@ def test_calibrated_rates_match_multi_step_rates(granularity):
     target = _multi_step_rates(src, x, T, granularity)
     weights = {k: v.clone() for k, v in src.state_dict().items()}
     net, report = ss.spikingjelly.collapse(
-        src, mode="calibrated", data=[(x[:32], None), (x[32:], None)], T=T, granularity=granularity,
+        src,
+        mode="calibrated",
+        data=[(x[:32], None), (x[32:], None)],
+        T=T,
+        granularity=granularity,
         return_report=True,
     )
     # weights untouched (in the source and the copy); thresholds are the only change
@@ -99,7 +115,9 @@ def test_calibrated_rates_match_multi_step_rates(granularity):
             assert theta.shape[0] == out.shape[1]
             per_channel = out.transpose(0, 1).reshape(out.shape[1], -1).mean(1)
             n = out.numel() // out.shape[1]
-            torch.testing.assert_close(per_channel, target[name].float(), rtol=0, atol=1.0 / n + 1e-6)
+            torch.testing.assert_close(
+                per_channel, target[name].float(), rtol=0, atol=1.0 / n + 1e-6
+            )
     for c in report.calibration:
         assert abs(c.rate_after - c.target_rate) < 0.02
     assert "calibrated   2:" in str(report)
@@ -120,11 +138,15 @@ def test_calibration_of_a_time_structured_model_uses_its_T():
 def test_snntorch_calibration_keeps_learnable_threshold():
     torch.manual_seed(0)
     src = nn.Sequential(
-        nn.Linear(10, 32), snn.Leaky(beta=0.9, init_hidden=True, learn_threshold=True),
-        nn.Linear(32, 8), snn.Synaptic(alpha=0.9, beta=0.9, init_hidden=True),
+        nn.Linear(10, 32),
+        snn.Leaky(beta=0.9, init_hidden=True, learn_threshold=True),
+        nn.Linear(32, 8),
+        snn.Synaptic(alpha=0.9, beta=0.9, init_hidden=True),
     )
     x = torch.rand(128, 10)
-    net, report = ss.snntorch.collapse(src, mode="calibrated", data=[x], T=6, granularity="channel", return_report=True)
+    net, report = ss.snntorch.collapse(
+        src, mode="calibrated", data=[x], T=6, granularity="channel", return_report=True
+    )
     assert isinstance(net[1].threshold, nn.Parameter) and net[1].threshold.shape == (32,)
     assert net[3].threshold.shape == (8,)
     for c in report.calibration:
@@ -145,11 +167,15 @@ def test_calibration_errors():
     with pytest.raises(ConfigError, match="tensors or"):
         ss.spikingjelly.collapse(src, mode="calibrated", data=["x"], T=4)
     with pytest.raises(ConfigError, match="channel_dim"):
-        ss.spikingjelly.collapse(src, mode="calibrated", data=[x], T=4, granularity="channel", channel_dim=5)
+        ss.spikingjelly.collapse(
+            src, mode="calibrated", data=[x], T=4, granularity="channel", channel_dim=5
+        )
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("collapse_benchmark", ROOT / "benchmarks" / "collapse.py")
+    spec = importlib.util.spec_from_file_location(
+        "collapse_benchmark", ROOT / "benchmarks" / "collapse.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -186,4 +212,7 @@ def test_calibrated_inplace_keeps_a_reference_and_bad_args_leave_net_intact():
     # the multi-step reference was a copy of the source, as without inplace
     other = ss.spikingjelly.collapse(twin, mode="calibrated", data=[x], T=4)
     for name in ("2", "5", "8"):
-        assert torch.equal(net.get_submodule(name).v_threshold_calibrated, other.get_submodule(name).v_threshold_calibrated)
+        assert torch.equal(
+            net.get_submodule(name).v_threshold_calibrated,
+            other.get_submodule(name).v_threshold_calibrated,
+        )

@@ -8,7 +8,7 @@ import pytest
 import snntorch as snn
 import snntorch.utils
 import torch
-import torch.nn as nn
+from torch import nn
 
 import snn_singlestep as ss
 from snn_singlestep import ConversionError, S2Neuron, ShapeError, SingleStepWarning
@@ -27,6 +27,7 @@ def _restore_snntorch_instances():
     yield
     snn.SpikingNeuron.instances[:] = saved
 
+
 # (id, factory(init_hidden) -> source neuron, collapsed class)
 NEURONS = [
     ("leaky", lambda ih: snn.Leaky(beta=0.9, init_hidden=ih), sc.CollapsedLeaky),
@@ -35,8 +36,16 @@ NEURONS = [
         lambda ih: snn.Leaky(beta=0.5, threshold=0.7, reset_mechanism="zero", init_hidden=ih),
         sc.CollapsedLeaky,
     ),
-    ("leaky-none", lambda ih: snn.Leaky(beta=0.5, reset_mechanism="none", init_hidden=ih), sc.CollapsedLeaky),
-    ("leaky-nodelay-sub", lambda ih: snn.Leaky(beta=0.9, reset_delay=False, init_hidden=ih), sc.CollapsedLeaky),
+    (
+        "leaky-none",
+        lambda ih: snn.Leaky(beta=0.5, reset_mechanism="none", init_hidden=ih),
+        sc.CollapsedLeaky,
+    ),
+    (
+        "leaky-nodelay-sub",
+        lambda ih: snn.Leaky(beta=0.9, reset_delay=False, init_hidden=ih),
+        sc.CollapsedLeaky,
+    ),
     (
         "leaky-nodelay-zero",
         lambda ih: snn.Leaky(beta=0.9, reset_delay=False, reset_mechanism="zero", init_hidden=ih),
@@ -45,8 +54,12 @@ NEURONS = [
     (
         "leaky-learn-graded",
         lambda ih: snn.Leaky(
-            beta=0.9, learn_threshold=True, learn_beta=True, graded_spikes_factor=2.0,
-            learn_graded_spikes_factor=True, init_hidden=ih,
+            beta=0.9,
+            learn_threshold=True,
+            learn_beta=True,
+            graded_spikes_factor=2.0,
+            learn_graded_spikes_factor=True,
+            init_hidden=ih,
         ),
         sc.CollapsedLeaky,
     ),
@@ -55,7 +68,11 @@ NEURONS = [
         lambda ih: snn.Leaky(beta=0.9, threshold=torch.linspace(0.2, 2.0, F), init_hidden=ih),
         sc.CollapsedLeaky,
     ),
-    ("leaky-inhibition", lambda ih: snn.Leaky(beta=0.9, inhibition=True, init_hidden=ih), sc.CollapsedLeaky),
+    (
+        "leaky-inhibition",
+        lambda ih: snn.Leaky(beta=0.9, inhibition=True, init_hidden=ih),
+        sc.CollapsedLeaky,
+    ),
     (
         "leaky-state-quant",
         # threshold between quantization levels: quantized membranes never tie with it
@@ -64,13 +81,23 @@ NEURONS = [
         ),
         sc.CollapsedLeaky,
     ),
-    ("synaptic", lambda ih: snn.Synaptic(alpha=0.8, beta=0.9, init_hidden=ih), sc.CollapsedSynaptic),
     (
-        "synaptic-nodelay-zero",
-        lambda ih: snn.Synaptic(alpha=0.8, beta=0.9, reset_delay=False, reset_mechanism="zero", init_hidden=ih),
+        "synaptic",
+        lambda ih: snn.Synaptic(alpha=0.8, beta=0.9, init_hidden=ih),
         sc.CollapsedSynaptic,
     ),
-    ("rleaky-linear", lambda ih: snn.RLeaky(beta=0.9, linear_features=F, init_hidden=ih), sc.CollapsedRLeaky),
+    (
+        "synaptic-nodelay-zero",
+        lambda ih: snn.Synaptic(
+            alpha=0.8, beta=0.9, reset_delay=False, reset_mechanism="zero", init_hidden=ih
+        ),
+        sc.CollapsedSynaptic,
+    ),
+    (
+        "rleaky-linear",
+        lambda ih: snn.RLeaky(beta=0.9, linear_features=F, init_hidden=ih),
+        sc.CollapsedRLeaky,
+    ),
     (
         "rleaky-one-to-one",
         lambda ih: snn.RLeaky(beta=0.9, all_to_all=False, V=0.5, init_hidden=ih),
@@ -83,11 +110,17 @@ NEURONS = [
     ),
     (
         "rsynaptic-one-to-one",
-        lambda ih: snn.RSynaptic(alpha=0.8, beta=0.9, all_to_all=False, learn_recurrent=False, init_hidden=ih),
+        lambda ih: snn.RSynaptic(
+            alpha=0.8, beta=0.9, all_to_all=False, learn_recurrent=False, init_hidden=ih
+        ),
         sc.CollapsedRSynaptic,
     ),
     ("lapicque-beta", lambda ih: snn.Lapicque(beta=0.3, init_hidden=ih), sc.CollapsedLapicque),
-    ("lapicque-RC", lambda ih: snn.Lapicque(R=2.0, C=0.5, time_step=0.3, init_hidden=ih), sc.CollapsedLapicque),
+    (
+        "lapicque-RC",
+        lambda ih: snn.Lapicque(R=2.0, C=0.5, time_step=0.3, init_hidden=ih),
+        sc.CollapsedLapicque,
+    ),
 ]
 
 
@@ -183,7 +216,10 @@ class Nested(nn.Module):
         super().__init__()
         self.block = nn.Sequential(nn.Linear(20, 30), snn.Leaky(beta=0.9, init_hidden=True))
         self.head = nn.ModuleDict(
-            {"fc": nn.Linear(30, 5), "lif": snn.RLeaky(beta=0.9, linear_features=5, init_hidden=True, output=True)}
+            {
+                "fc": nn.Linear(30, 5),
+                "lif": snn.RLeaky(beta=0.9, linear_features=5, init_hidden=True, output=True),
+            }
         )
 
     def forward(self, x):
@@ -242,8 +278,12 @@ def test_report_lists_replacements_and_prints(capsys):
 
 
 def test_alpha_refused_in_exact_mode_with_path_and_class():
-    src = nn.Sequential(nn.Linear(4, 3), nn.Sequential(snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True)))
-    with pytest.raises(ConversionError, match=r"1\.0 \(snntorch\._neurons\.alpha\.Alpha\).*cannot spike"):
+    src = nn.Sequential(
+        nn.Linear(4, 3), nn.Sequential(snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True))
+    )
+    with pytest.raises(
+        ConversionError, match=r"1\.0 \(snntorch\._neurons\.alpha\.Alpha\).*cannot spike"
+    ):
         ss.snntorch.collapse(src)
     # the source really is silent on its first step
     assert float(snn.Alpha(alpha=0.9, beta=0.8)(torch.randn(100, 4) * 10)[0].sum()) == 0.0
@@ -280,7 +320,9 @@ def test_refusals_name_the_module(module, match):
 
 
 def test_errors_keep_leaves_module_and_warns():
-    src = nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=0.9, init_hidden=True), snn.SLSTM(4, 4, init_hidden=True))
+    src = nn.Sequential(
+        nn.Linear(4, 4), snn.Leaky(beta=0.9, init_hidden=True), snn.SLSTM(4, 4, init_hidden=True)
+    )
     with pytest.warns(SingleStepWarning, match="left 1 module"):
         net, report = ss.snntorch.collapse(src, errors="keep", return_report=True)
     assert isinstance(net[1], sc.CollapsedLeaky) and type(net[2]) is snn.SLSTM
@@ -302,7 +344,9 @@ class MyNeuron(snn.SpikingNeuron):
 def test_unknown_and_overriding_subclasses_point_to_register_rule():
     for cls, kwargs in ((MyLeaky, {"beta": 0.9}), (MyNeuron, {})):
         src = nn.Sequential(nn.Linear(3, 3), cls(**kwargs))
-        with pytest.raises(ConversionError, match=rf"unknown snnTorch neuron {cls.__name__}.*register_rule"):
+        with pytest.raises(
+            ConversionError, match=rf"unknown snnTorch neuron {cls.__name__}.*register_rule"
+        ):
             ss.snntorch.collapse(src)
 
 
@@ -339,14 +383,16 @@ def test_non_module_argument_is_an_error(bad):
 
 
 def test_already_single_step_neurons_are_kept():
-    src = nn.Sequential(nn.Linear(3, 3), S2Neuron(init_hidden=True), snn.Leaky(beta=0.5, init_hidden=True))
+    src = nn.Sequential(
+        nn.Linear(3, 3), S2Neuron(init_hidden=True), snn.Leaky(beta=0.5, init_hidden=True)
+    )
     net, report = ss.snntorch.collapse(src, return_report=True)
     assert [e.action for e in report.entries] == ["kept", "replaced"]
     assert type(net[1]) is S2Neuron
 
 
 def test_training_after_collapse():
-    """Gradients reach every converted neuron through the S² surrogate; thresholds stay learnable."""
+    """Gradients reach every converted neuron through the S² surrogate; thresholds learn."""
     torch.manual_seed(4)
     src = nn.Sequential(
         nn.Linear(10, 16),

@@ -12,7 +12,6 @@ import inspect
 
 import pytest
 import torch
-import torch.nn as nn
 from spikingjelly.activation_based import base, functional, neuron
 from spikingjelly.activation_based.model import (
     ms_resnet,
@@ -25,6 +24,7 @@ from spikingjelly.activation_based.model import (
     spiking_vgg,
     spiking_vggws_ottt,
 )
+from torch import nn
 
 import snn_singlestep as ss
 from snn_singlestep.spikingjelly import _collapse as jc
@@ -54,7 +54,7 @@ def _constructors(module):
 
 
 def _build(module, name):
-    """``(net, input_shape, layout)``; layout: 'm' (set to multi-step), 's', or 'own' (builds [T, B])."""
+    """``(net, input_shape, layout)``: layout 'm' (multi-step), 's', or 'own' (builds [T, B])."""
     fn = getattr(module, name)
     if module in (spiking_resnet, spiking_vgg):
         return fn(spiking_neuron=neuron.LIFNode, num_classes=10), (3, 32, 32), "m"
@@ -85,7 +85,8 @@ ZOO = [
     for name in _constructors(module)
 ]
 
-# a few models also checked in training mode, with a copy (inplace=False) and a strict checkpoint load
+# a few models are also checked in training mode, with a copy (inplace=False) and a strict
+# checkpoint load
 THOROUGH = {
     "spiking_resnet18",
     "sew_resnet18",
@@ -101,8 +102,19 @@ THOROUGH = {
 def test_every_listed_zoo_constructor_is_covered():
     names = {p.values[1] for p in ZOO}
     assert len(names) == len(ZOO) == 49  # 9 + 9 + 8 + 6 + 9 + 3 + 3 + 1 + 1
-    assert {"spiking_resnet18", "sew_wide_resnet101_2", "spiking_vgg19_bn", "DVSGestureNet"} <= names
-    assert {"ottt_spiking_vggws", "max_resnet18", "spikformer_cifar10", "sdt_8_384", "qkformer_10_384"} <= names
+    assert {
+        "spiking_resnet18",
+        "sew_wide_resnet101_2",
+        "spiking_vgg19_bn",
+        "DVSGestureNet",
+    } <= names
+    assert {
+        "ottt_spiking_vggws",
+        "max_resnet18",
+        "spikformer_cifar10",
+        "sdt_8_384",
+        "qkformer_10_384",
+    } <= names
 
 
 def _reference(net, x, layout):
@@ -150,7 +162,11 @@ def test_zoo_model_collapses(module, name):
     nodes = [m for m in single.modules() if isinstance(m, (neuron.BaseNode, neuron.SimpleBaseNode))]
     assert len(nodes) == n_nodes and all(isinstance(m, jc.CollapsedNode) for m in nodes)
     expected = "m" if layout == "own" else "s"
-    assert {m.step_mode for m in single.modules() if isinstance(m, base.StepModule) and "s" in m.supported_step_mode()} == {expected}
+    assert {
+        m.step_mode
+        for m in single.modules()
+        if isinstance(m, base.StepModule) and "s" in m.supported_step_mode()
+    } == {expected}
 
     fired = []
     hooks = [m.register_forward_hook(lambda m, i, o: fired.append(float(o.sum()))) for m in nodes]
