@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from torch import Tensor, nn
 
+from ._nettools import copy_net as _copy_net
 from .core.functional import squeeze_time
 from .errors import ConfigError, ConversionError, SingleStepWarning
 
@@ -576,27 +577,6 @@ def _install_input_hook(net: nn.Module, ndim: int, add_time: bool) -> None:
         if isinstance(hook, SingleStepInput):  # collapsing twice: replace, not stack
             del net._forward_pre_hooks[key]
     net.register_forward_pre_hook(SingleStepInput(ndim, add_time))
-
-
-def _copy_net(net: nn.Module) -> nn.Module:
-    """``copy.deepcopy(net)`` that also works after the net has run.
-
-    A net that ran keeps hidden state that is part of the autograd graph (snnTorch's
-    ``mem`` with ``init_hidden=True``, SpikingJelly memories); such non-leaf tensors cannot
-    be deep-copied, so the copy gets detached clones of them.
-    """
-    memo: dict[int, Any] = {}
-
-    def visit(value: Any) -> None:
-        if isinstance(value, Tensor) and not value.is_leaf and id(value) not in memo:
-            memo[id(value)] = value.detach().clone()
-
-    for m in net.modules():
-        for value in list(m._buffers.values()) + list(vars(m).values()):
-            visit(value)
-        for value in (getattr(m, "_memories", None) or {}).values():
-            visit(value)
-    return copy.deepcopy(net, memo)
 
 
 def run_collapse(

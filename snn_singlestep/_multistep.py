@@ -22,14 +22,14 @@ converted net as ``conv.net``, runnable with each framework's usual multi-step i
 
 from __future__ import annotations
 
-import copy
 import sys
 import warnings
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
 
+from ._nettools import copy_net as _copy_net
 from .core.modules import S2Cell
 from .core.noise import MAPPINGS, ConvertedIF, current_noise_std
 from .errors import ConfigError, ConversionError, SingleStepWarning
@@ -185,18 +185,6 @@ def _flavour_conflict(module: nn.Module, flavour: str) -> Optional[str]:
     if flavour == "spikingjelly" and isinstance(_threshold_of(module), nn.Parameter):
         return "a learnable threshold is kept by framework='torch' or 'snntorch' only"
     return None
-
-
-def _copy_net(net: nn.Module) -> nn.Module:
-    """``copy.deepcopy`` that also works after the net ran (non-leaf hidden state)."""
-    memo: dict[int, Any] = {}
-    for m in net.modules():
-        values = list(m._buffers.values()) + list(vars(m).values())
-        values += list((getattr(m, "_memories", None) or {}).values())
-        for value in values:
-            if isinstance(value, Tensor) and not value.is_leaf and id(value) not in memo:
-                memo[id(value)] = value.detach().clone()
-    return copy.deepcopy(net, memo)
 
 
 # --- the wrapper ------------------------------------------------------------------------

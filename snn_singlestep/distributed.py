@@ -107,7 +107,6 @@ def setup(device: str = "auto") -> DistContext:
     is already initialised, and binds the process to ``cuda:LOCAL_RANK`` on GPUs.
     """
     world_size = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
     resolved = resolve_device(device, local_rank)
     if world_size <= 1:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import importlib
 import os
 import sys
@@ -15,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
+from .._nettools import copy_net as _copy_net
 from ..core.modules import S2Cell
 from ..errors import ConfigError, ConversionError, ShapeError, SingleStepError
 
@@ -127,18 +127,6 @@ def check_stateless(net: nn.Module, what: str) -> None:
             "snn_singlestep.collapse(net) (then fine-tune or calibrate it), or build it "
             "with S2Cell / S2Neuron / S2Node."
         )
-
-
-def _copy_net(net: nn.Module) -> nn.Module:
-    """``copy.deepcopy(net)`` that also works after the net has run (hidden state in graphs)."""
-    memo: dict[int, Any] = {}
-    for m in net.modules():
-        values = list(m._buffers.values()) + list(vars(m).values())
-        values += list((getattr(m, "_memories", None) or {}).values())
-        for value in values:
-            if isinstance(value, Tensor) and not value.is_leaf and id(value) not in memo:
-                memo[id(value)] = value.detach().clone()
-    return copy.deepcopy(net, memo)
 
 
 def _step_mode_m(net: nn.Module) -> list[str]:
