@@ -814,16 +814,26 @@ def collapse(
     )
 
 
-# The S2 modules of the core are single-step already.
-def _keep(module: nn.Module) -> nn.Module:
-    """Already single-step: kept as it is."""
+def keep_rule(module: nn.Module) -> nn.Module:
+    """Already single-step: kept."""
     return module
 
 
+def refuse_rule(reason: str) -> Callable[[nn.Module], nn.Module]:
+    """A rule that refuses its module with ``ConversionError(reason)``."""
+
+    def rule(module: nn.Module) -> nn.Module:
+        raise ConversionError(reason)
+
+    rule.__doc__ = reason
+    return rule
+
+
+# The S2 modules of the core are single-step already.
 def _register_core_rules() -> None:
     from .core.modules import S2Cell
 
-    register_rule(S2Cell, _keep, kind="keep", framework="core", inherit=True)
+    register_rule(S2Cell, keep_rule, kind="keep", framework="core", inherit=True)
 
 
 _register_core_rules()

@@ -455,23 +455,10 @@ def _alpha(m: snntorch.Alpha, ctx) -> CollapsedAlpha:
     return new
 
 
-def _refuse(reason: str):
-    def rule(m, ctx):
-        raise ConversionError(reason)
-
-    rule.__doc__ = reason
-    return rule
-
-
-def _keep(m, ctx):
-    """Already single-step: kept."""
-    return m
-
-
 def _register_rules() -> None:
     reg = _engine.register_rule
     fw = "snntorch"
-    reg(S2Neuron, _keep, kind="keep", framework=fw, inherit=True)
+    reg(S2Neuron, _engine.keep_rule, kind="keep", framework=fw, inherit=True)
     reg(snntorch.Leaky, _leaky, framework=fw)
     reg(snntorch.Synaptic, _synaptic, framework=fw)
     reg(snntorch.Lapicque, _lapicque, framework=fw)
@@ -482,7 +469,7 @@ def _register_rules() -> None:
     reg(snntorch.Alpha, _alpha, framework=fw, exact=False)
     reg(
         snntorch.DeltaLeaky,
-        _refuse(
+        _engine.refuse_rule(
             "snntorch.DeltaLeaky fires on |Δmem| >= delta_threshold: its first step is "
             "H(|I| - δ), two thresholds on the input, not one"
         ),
@@ -504,7 +491,7 @@ def _register_rules() -> None:
     ):
         reg(
             cls,
-            _refuse(
+            _engine.refuse_rule(
                 f"{cls.__module__.split('.')[0]}.{cls.__name__} is {what}: its first step is "
                 "not a threshold on a linear function of its input"
             ),

@@ -663,23 +663,10 @@ def _time_axis_model(m, ctx):
     return m
 
 
-def _refuse(reason: str):
-    def rule(m, ctx):
-        raise ConversionError(reason)
-
-    rule.__doc__ = reason
-    return rule
-
-
-def _keep(m, ctx):
-    """Already single-step: kept."""
-    return m
-
-
 def _register_rules() -> None:
     reg = _engine.register_rule
     fw = "spikingjelly"
-    reg(S2Node, _keep, kind="keep", framework=fw, inherit=True)
+    reg(S2Node, _engine.keep_rule, kind="keep", framework=fw, inherit=True)
     reg(neuron.IFNode, _if, framework=fw)
     reg(neuron.LIFNode, _lif, framework=fw)
     reg(neuron.OTTTLIFNode, _online_lif, framework=fw)
@@ -707,7 +694,7 @@ def _register_rules() -> None:
             "per-sample threshold on a linear function of the input in training",
         ),
     ):
-        reg(cls, _refuse(f"{cls.__name__} {reason}"), kind="refuse", framework=fw)
+        reg(cls, _engine.refuse_rule(f"{cls.__name__} {reason}"), kind="refuse", framework=fw)
     for cls in (
         layer.SeqToANNContainer,
         layer.MultiStepContainer,
