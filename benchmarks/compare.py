@@ -105,7 +105,7 @@ def build(dataset: str, act: Callable[[], nn.Module], norm: str) -> nn.Module:
 
 def load(dataset: str) -> tuple[TensorDataset, TensorDataset]:
     if dataset == "digits":
-        from snn_singlestep.data import load_digits_split
+        from snn_singlestep.app.data import load_digits_split
 
         return load_digits_split()
     from mnist1d.data import get_dataset_args, make_dataset

@@ -29,10 +29,10 @@ import time
 import torch
 from torch import nn
 
-from snn_singlestep._multistep import to_multistep
+from snn_singlestep.convert.multistep import to_multistep
 from snn_singlestep.core.modules import S2Cell
 from snn_singlestep.core.surrogate import s2nn
-from snn_singlestep.data import load_digits_split
+from snn_singlestep.app.data import load_digits_split
 
 
 def build(arch: str, sigma: float, hidden: int, neuron=None) -> nn.Sequential:

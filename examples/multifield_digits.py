@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from snn_singlestep.core.multifield import MultiFieldBlock
-from snn_singlestep.data import load_digits_split
+from snn_singlestep.app.data import load_digits_split
 
 
 def build(recurrent: bool, args) -> nn.Sequential:

@@ -12,10 +12,6 @@ import os
 import warnings
 
 from . import core, errors
-from ._collapse import CollapseReport, collapse, list_rules, register_rule, unregister_rule
-from ._multistep import MultiStepNet, to_multistep
-from ._preact import preact_resnet
-from ._registration import register, registered, unregister
 from .core import S2Cell, S2Surrogate, s2_grad, s2_primitive, s2_spike, s2nn, squeeze_time
 from .core.multifield import MultiFieldBlock
 from .core.noise import LinearNoiseSchedule, MembraneNoise, set_noise_std, step_noise_schedules
@@ -29,8 +25,22 @@ from .errors import (
     SingleStepError,
     SingleStepWarning,
 )
+
+# The glue packages register their neurons, rules and hooks in core.registry on import.
 from .snntorch import S2Neuron, add_time_dim
 from .spikingjelly import ReducedS2, S2Node
+
+from ._registration import register, registered, unregister
+from .convert import (
+    CollapseReport,
+    MultiStepNet,
+    collapse,
+    list_rules,
+    register_rule,
+    to_multistep,
+    unregister_rule,
+)
+from .models import preact_resnet
 
 __version__ = "0.1.0"
 

@@ -34,6 +34,7 @@ from typing import Callable, Mapping, Optional
 import torch
 from torch import Tensor, nn
 
+from .core import registry
 from .errors import ConfigError, ShapeError
 from .monitor import FiringRateMonitor
 
@@ -150,11 +151,7 @@ def _check_table(table: Optional[Mapping[str, float]]) -> dict[str, float]:
 
 
 def _reset_state(model: nn.Module) -> None:
-    import snntorch.utils
-    from spikingjelly.activation_based import functional
-
-    functional.reset_net(model)
-    snntorch.utils.reset(model)
+    registry.reset_all(model)
 
 
 def _own_counts(model: nn.Module, records: Mapping[str, Mapping]) -> dict[str, int]:

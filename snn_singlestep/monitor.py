@@ -7,21 +7,9 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FiringRateMonitor", "is_spiking_module"]
+from .core.registry import is_spiking
 
-
-def _spiking_types() -> tuple[type, ...]:
-    import snntorch
-    from spikingjelly.activation_based import neuron
-
-    from .core.modules import S2Cell
-
-    return (S2Cell, snntorch.SpikingNeuron, neuron.BaseNode)
-
-
-def is_spiking_module(module: nn.Module) -> bool:
-    """True for our neurons and for snnTorch / SpikingJelly spiking neurons."""
-    return isinstance(module, _spiking_types())
+__all__ = ["FiringRateMonitor"]
 
 
 class FiringRateMonitor:
@@ -32,7 +20,8 @@ class FiringRateMonitor:
     of outputs that spike.
 
     Args:
-        model: the net to watch; every submodule for which :func:`is_spiking_module` holds
+        model: the net to watch; every spiking submodule (ours, snnTorch's and SpikingJelly's neurons:
+            :func:`~snn_singlestep.core.registry.is_spiking`)
             is hooked, under its dotted name.
 
     Examples:
@@ -54,7 +43,7 @@ class FiringRateMonitor:
 
     def __enter__(self) -> "FiringRateMonitor":
         for name, module in self.model.named_modules():
-            if is_spiking_module(module):
+            if is_spiking(module):
                 self._spikes.setdefault(name, 0)
                 self._counts.setdefault(name, 0)
                 self._neurons.setdefault(name, 0)

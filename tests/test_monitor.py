@@ -7,7 +7,8 @@ from spikingjelly.activation_based import functional, neuron
 from torch import nn
 
 from snn_singlestep import S2Cell, S2Neuron, S2Node
-from snn_singlestep.monitor import FiringRateMonitor, is_spiking_module
+from snn_singlestep.core.registry import is_spiking
+from snn_singlestep.monitor import FiringRateMonitor
 
 
 def test_rates_of_hand_set_spikes_accumulate_over_calls():
@@ -52,5 +53,5 @@ def test_snntorch_leaky_tuple_output_uses_spikes():
      (nn.ReLU(), False), (nn.Linear(2, 2), False)],
     ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else str(v),
 )
-def test_is_spiking_module(module, expected):
-    assert is_spiking_module(module) is expected
+def test_is_spiking(module, expected):
+    assert is_spiking(module) is expected

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Union
 
-import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ._validate import flag, real_number
+from .validate import flag, threshold_tensor
 from .functional import s2_neuron_step
 from .noise import MembraneNoise, as_membrane_noise, noise_kwargs
+from .registry import NeuronKind, keep_rule, register_neuron, register_rule
 from .surrogate import S2Surrogate
 
-__all__ = ["S2Cell", "threshold_tensor"]
-
-
-def threshold_tensor(threshold: Union[float, Tensor], name: str = "threshold") -> Tensor:
-    """Validate a threshold (finite float or tensor of finite floats) and return a tensor.
-
-    A Python number becomes a float64 0-d tensor (exact); a tensor is copied as it is.
-    """
-    if isinstance(threshold, Tensor):
-        if not threshold.is_floating_point():
-            raise ConfigError(f"{name} must be a floating-point tensor, got dtype {threshold.dtype}")
-        if threshold.device.type != "meta" and not bool(torch.isfinite(threshold).all()):
-            raise ConfigError(f"{name} must be finite, got {threshold!r}")
-        return threshold.detach().clone()
-    # float64 keeps a Python float exact, so float64 inputs tie exactly at v == threshold;
-    # a 0-d tensor does not change the dtype of ``v - threshold`` for float32/16 inputs.
-    return torch.tensor(real_number(name, threshold), dtype=torch.float64)
+__all__ = ["S2Cell"]
 
 
 class S2Cell(nn.Module):
@@ -51,6 +35,7 @@ class S2Cell(nn.Module):
             Stored as the submodule ``noise`` (None without noise).
 
     Examples:
+        >>> import torch
         >>> cell = S2Cell(threshold=1.0)
         >>> cell(torch.tensor([0.2, 1.0, 3.0]))
         tensor([0., 1., 1.])
@@ -93,3 +78,8 @@ class S2Cell(nn.Module):
         shown = f"{theta.item():.4g}" if theta.numel() == 1 else f"tensor{tuple(theta.shape)}"
         learn = ", learn_threshold=True" if isinstance(theta, nn.Parameter) else ""
         return f"threshold={shown}{learn}"
+
+
+register_neuron(NeuronKind(S2Cell, "torch", "single-step", S2Cell))
+# S2Cell (and its subclasses) are single-step already: collapse keeps them.
+register_rule(S2Cell, keep_rule, kind="keep", framework="core", inherit=True)

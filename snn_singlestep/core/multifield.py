@@ -58,7 +58,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ShapeError
-from ._validate import flag, real_number
+from .validate import flag, real_number
 from .surrogate import S2Surrogate, heaviside, s2_spike
 
 __all__ = [

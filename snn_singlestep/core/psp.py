@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ShapeError
-from ._validate import flag, positive_number
+from .validate import flag, positive_number
 
 __all__ = ["PSPNorm", "PSPNorm1d", "PSPNorm2d"]
 

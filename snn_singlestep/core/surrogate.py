@@ -50,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, SingleStepWarning
-from ._validate import flag, positive_number
+from .validate import flag, positive_number
 
 __all__ = [
     "heaviside",

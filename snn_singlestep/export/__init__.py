@@ -63,7 +63,7 @@ def export_checkpoint(
     """Export the model of a checkpoint (``snn-singlestep train`` / ``convert``) to a file.
 
     The model is rebuilt from the checkpoint's config and weights
-    (:func:`snn_singlestep.train.model_from_checkpoint`) and exported with
+    (:func:`snn_singlestep.app.train.model_from_checkpoint`) and exported with
     :func:`to_nir` (then ``nir.write``) or :func:`to_onnx`, using a random sample batch of
     the input shape the checkpoint records (``config["in_shape"]``).
 
@@ -89,7 +89,7 @@ def export_checkpoint(
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-    from ..train import model_from_checkpoint
+    from ..app.train import model_from_checkpoint
 
     model, data = model_from_checkpoint(checkpoint_path)
     shape = input_shape if input_shape is not None else data["config"].get("in_shape")

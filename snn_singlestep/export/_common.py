@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
-from .._nettools import copy_net as _copy_net
+from ..core.nettools import copy_net as _copy_net
 from ..core.modules import S2Cell
 from ..errors import ConfigError, ConversionError, ShapeError, SingleStepError
 

@@ -8,18 +8,11 @@ import snntorch
 import torch
 from torch import Tensor
 
-from ..core._validate import flag, real_number
+from ..core import registry
+from ..core.validate import flag, real_number, threshold_tensor
 from ..core.functional import s2_neuron_step
-from ..core.modules import threshold_tensor
-from ..core.noise import (
-    MAPPINGS,
-    MembraneNoise,
-    as_membrane_noise,
-    if_conversion_params,
-    if_drive,
-    if_step,
-    noise_kwargs,
-)
+from ..core.ifconvert import MAPPINGS, if_conversion_params, if_drive, if_step
+from ..core.noise import MembraneNoise, as_membrane_noise, noise_kwargs
 from ..core.surrogate import S2Surrogate, heaviside
 from ..errors import ConfigError
 
@@ -187,7 +180,7 @@ class ConvertedIFNeuron(snntorch.Leaky):
     is kept between calls (``Leaky``'s ``mem``) until ``reset_mem()`` or
     ``snntorch.utils.reset``. Equations, and the mapping of the single-step threshold
     :math:`\theta` and training noise :math:`\sigma` onto the IF neuron, are those of
-    :mod:`snn_singlestep.core.noise` (:func:`~snn_singlestep.core.noise.if_step`): drive
+    :mod:`snn_singlestep.core.ifconvert` (:func:`~snn_singlestep.core.ifconvert.if_step`): drive
     :math:`aI + b`, threshold 1, reset by subtracting 1, initial membrane :math:`c`.
 
     ``threshold`` is :math:`\theta` of the replaced neuron (same buffer or parameter,
@@ -295,3 +288,88 @@ def add_time_dim(x: Tensor) -> Tensor:
         1.0
     """
     return x.unsqueeze(0)
+
+
+# --- registry ------------------------------------------------------------------------------
+
+
+def neuron_export_refusal(m: S2Neuron) -> Optional[str]:
+    """Why an :class:`S2Neuron` has no exported form (NIR / ONNX), or None."""
+    if m.inhibition:
+        return "it uses inhibition (only the strongest neuron fires); no exported node does"
+    if m.state_quant:
+        return "it quantizes its state (state_quant); no exported node does"
+    return None
+
+
+def graded_spike_gain(m: S2Neuron) -> Optional[Tensor]:
+    """``graded_spikes_factor`` as a tensor, or None when spikes are 0/1."""
+    gain = m.graded_spikes_factor
+    gain = gain if isinstance(gain, Tensor) else torch.tensor(float(gain))
+    return None if bool((gain == 1).all()) else gain.detach()
+
+
+def neuron_multistep_refusal(m: S2Neuron, target: str) -> Optional[str]:
+    """Why ``to_multistep(framework=target)`` cannot replace ``m``, or None."""
+    if m.inhibition:
+        return "inhibition=True has no T=N counterpart here"
+    if m.state_quant:
+        return "state_quant is not supported by the T=N neuron"
+    if target != "snntorch":
+        if not m.init_hidden or m.output:
+            return (
+                f"it returns (spk, mem), which only framework='snntorch' keeps "
+                f"(asked for framework={target!r})"
+            )
+        gsf = m.graded_spikes_factor
+        if isinstance(gsf, torch.nn.Parameter) or float(gsf) != 1.0:
+            return f"graded_spikes_factor is kept by framework='snntorch' only (asked {target!r})"
+    return None
+
+
+def _build_if(source: torch.nn.Module, *, noise_std: float, mapping: str) -> ConvertedIFNeuron:
+    """The snnTorch IF neuron standing for the single-step neuron ``source`` at T=N."""
+    theta = registry.threshold_of(source)
+    leaky = isinstance(source, S2Neuron)
+    theta_t = theta if isinstance(theta, Tensor) else torch.tensor(float(theta), dtype=torch.float64)
+    new = ConvertedIFNeuron(
+        theta_t.detach(),
+        registry.spike_fn_of(source),
+        noise_std=noise_std,
+        mapping=mapping,
+        init_hidden=source.init_hidden if leaky else True,
+        output=source.output if leaky else False,
+        graded_spikes_factor=source.graded_spikes_factor.detach().clone() if leaky else 1.0,
+        learn_threshold=isinstance(theta, torch.nn.Parameter),
+        learn_graded_spikes_factor=leaky
+        and isinstance(source.graded_spikes_factor, torch.nn.Parameter),
+    )
+    if leaky and isinstance(source.beta, Tensor):
+        new.beta = source.beta.detach().clone()  # unused (IF: no leak); keeps the state_dict
+    if isinstance(theta, torch.nn.Parameter):
+        new.threshold = theta  # the same Parameter object in the (copied) net
+    return new
+
+
+registry.register_neuron(
+    registry.NeuronKind(
+        S2Neuron,
+        "snntorch",
+        "single-step",
+        lambda: S2Neuron(init_hidden=True),
+        spike_fn_attr="spike_grad",
+        export_refusal=neuron_export_refusal,
+        spike_gain=graded_spike_gain,
+        multistep_refusal=neuron_multistep_refusal,
+    )
+)
+registry.register_neuron(
+    registry.NeuronKind(
+        ConvertedIFNeuron,
+        "snntorch",
+        "if",
+        lambda: ConvertedIFNeuron(noise_std=0.4, init_hidden=True),
+        spike_fn_attr="spike_grad",
+        build_if=_build_if,
+    )
+)

@@ -8,18 +8,11 @@ import torch
 from spikingjelly.activation_based import neuron
 from torch import Tensor
 
-from ..core._validate import flag, real_number
+from ..core import registry
+from ..core.validate import flag, real_number, threshold_tensor
 from ..core.functional import s2_neuron_step
-from ..core.modules import threshold_tensor
-from ..core.noise import (
-    MAPPINGS,
-    MembraneNoise,
-    as_membrane_noise,
-    if_conversion_params,
-    if_drive,
-    if_step,
-    noise_kwargs,
-)
+from ..core.ifconvert import MAPPINGS, if_conversion_params, if_drive, if_step
+from ..core.noise import MembraneNoise, as_membrane_noise, noise_kwargs
 from ..errors import ConfigError
 from .surrogate import ReducedS2
 
@@ -127,7 +120,7 @@ class ConvertedIFNode(neuron.BaseNode):
     ``v`` is a SpikingJelly memory, restored by ``functional.reset_net``. Equations and
     the mapping of the single-step threshold :math:`\theta` and training noise
     :math:`\sigma` are those of :mod:`snn_singlestep.core.noise`
-    (:func:`~snn_singlestep.core.noise.if_step`): drive :math:`aI + b`, threshold
+    (:func:`~snn_singlestep.core.ifconvert.if_step`): drive :math:`aI + b`, threshold
     ``v_threshold = 1.0``, reset by subtraction (``v_reset=None``), initial and reset
     value of ``v`` :math:`c`.
 
@@ -201,3 +194,51 @@ class ConvertedIFNode(neuron.BaseNode):
             f"threshold={shown}, noise_std={self.noise_std}, mapping={self.mapping!r}, "
             f"step_mode={self.step_mode}"
         )
+
+
+# --- registry ------------------------------------------------------------------------------
+
+
+def _build_if(source: torch.nn.Module, *, noise_std: float, mapping: str) -> ConvertedIFNode:
+    """The SpikingJelly IF node standing for the single-step neuron ``source`` at T=N."""
+    theta = registry.threshold_of(source)
+    return ConvertedIFNode(
+        theta.detach() if isinstance(theta, Tensor) else float(theta),
+        noise_std=noise_std,
+        mapping=mapping,
+        surrogate_function=registry.spike_fn_of(source),
+        step_mode=source.step_mode if isinstance(source, S2Node) else "s",
+    )
+
+
+def _if_refusal(source: torch.nn.Module, target: str) -> Optional[str]:
+    if isinstance(registry.threshold_of(source), torch.nn.Parameter):
+        return "a learnable threshold is kept by framework='torch' or 'snntorch' only"
+    return None
+
+
+_FIRING_METHODS = ("_fire", "single_step_forward", "multi_step_forward", "forward")
+
+registry.register_neuron(
+    registry.NeuronKind(
+        S2Node,
+        "spikingjelly",
+        "single-step",
+        S2Node,
+        threshold_attr="v_threshold",
+        spike_fn_attr="surrogate_function",
+        firing_methods=_FIRING_METHODS,
+    )
+)
+registry.register_neuron(
+    registry.NeuronKind(
+        ConvertedIFNode,
+        "spikingjelly",
+        "if",
+        lambda: ConvertedIFNode(noise_std=0.4),
+        threshold_attr="single_step_threshold",
+        spike_fn_attr="surrogate_function",
+        multistep_refusal=_if_refusal,
+        build_if=_build_if,
+    )
+)

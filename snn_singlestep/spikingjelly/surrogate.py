@@ -5,7 +5,7 @@ from __future__ import annotations
 from spikingjelly.activation_based import surrogate
 from torch import Tensor
 
-from ..core._validate import flag, positive_number
+from ..core.validate import flag, positive_number
 from ..core.surrogate import s2_primitive, s2_spike
 
 __all__ = ["ReducedS2"]

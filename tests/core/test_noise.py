@@ -15,16 +15,18 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from snn_singlestep.core import S2Cell, s2_neuron_step
-from snn_singlestep.core.noise import (
+from snn_singlestep.core.ifconvert import (
     ConvertedIF,
-    LinearNoiseSchedule,
-    MembraneNoise,
-    as_membrane_noise,
-    current_noise_std,
     if_conversion_params,
     if_drive,
     if_spike_count,
     if_step,
+)
+from snn_singlestep.core.noise import (
+    LinearNoiseSchedule,
+    MembraneNoise,
+    as_membrane_noise,
+    current_noise_std,
     noise_kwargs,
     noisy_spike_probability,
     set_noise_std,

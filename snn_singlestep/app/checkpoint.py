@@ -1,0 +1,269 @@
+r"""Checkpoints that plain PyTorch can read, written atomically.
+
+A checkpoint is a ``dict`` of tensors and plain Python values (``str``, ``int``,
+``float``, ``bool``, ``None``, lists, tuples, dicts), so
+``torch.load(path, weights_only=True)`` opens it without running any pickled code and
+without this package installed. Its keys:
+
+=================  ==========================================================
+``format``         ``"snn_singlestep.checkpoint"``
+``version``        :data:`VERSION` (an ``int``)
+``config``         the run's settings (a ``dict`` of plain values)
+``model``          the model's ``state_dict()``
+``epoch``          completed epochs (training checkpoints)
+``optimizer``      ``optimizer.state_dict()`` (training checkpoints)
+``scheduler``      ``scheduler.state_dict()`` (training checkpoints)
+``rng``            ``{"torch": ByteTensor, "cuda": ByteTensor or None}``
+``history``        list of per-epoch metric dicts
+=================  ==========================================================
+
+:func:`save_checkpoint` writes to a temporary file in the target's directory, flushes
+and ``fsync``\ s it, then ``os.replace``\ s it over the target (atomic on POSIX and
+Windows) and ``fsync``\ s the directory: a crash at any moment leaves either the
+previous checkpoint or the new one, never a torn file, and no temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, Union
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "atomic_write",
+    "check_config",
+    "load_checkpoint",
+    "load_model_state",
+    "save_checkpoint",
+]
+
+FORMAT = "snn_singlestep.checkpoint"
+VERSION = 1
+_REQUIRED = ("format", "version", "config", "model")
+
+PathLike = Union[str, os.PathLike]
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open a directory; the rename is durable there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _file_mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777  # keep the mode of the file we replace
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success it replaces ``path`` atomically.
+
+    If the block raises, the temporary file is removed and ``path`` is left as it was.
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+        >>> with atomic_write(target, "w") as f:
+        ...     _ = f.write("hello")
+        >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+        ('hello', ['notes.txt'])
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp makes the file 0600; give it the mode a plain open() would.
+        with contextlib.suppress(OSError, AttributeError):
+            os.fchmod(fd, _file_mode(path))
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(path: PathLike, checkpoint: Mapping[str, Any]) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically; ``format`` and ``version`` are added.
+
+    Args:
+        path: the file to (over)write; its directory must exist.
+        checkpoint: at least ``config`` (plain values) and ``model`` (a state_dict).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        CheckpointError: ``config`` or ``model`` is missing.
+        OSError: the file cannot be written (the previous one is then intact).
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "ckpt.pt"
+        >>> _ = save_checkpoint(path, {"config": {"lr": 0.1}, "model": nn.Linear(2, 1).state_dict()})
+        >>> torch.load(path, weights_only=True)["config"]
+        {'lr': 0.1}
+    """
+    missing = [k for k in ("config", "model") if k not in checkpoint]
+    if missing:
+        raise CheckpointError(f"cannot save {path}: the checkpoint lacks {', '.join(missing)}")
+    payload = {"format": FORMAT, "version": VERSION, **checkpoint}
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
+    return Path(path)
+
+
+def load_checkpoint(path: PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (with ``weights_only=True``).
+
+    Raises:
+        CheckpointError: the file is missing, truncated or corrupt, holds pickled objects
+            other than tensors and plain values, or is not a checkpoint of this package
+            (or of a newer format version). The message names the file.
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "bad.pt"
+        >>> _ = path.write_bytes(b"not a checkpoint")
+        >>> load_checkpoint(path)
+        Traceback (most recent call last):
+        ...
+        snn_singlestep.errors.CheckpointError: ...bad.pt is not a readable checkpoint (truncated or corrupt...
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist or is not a file")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a torn one has no end
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or corrupt): not a complete "
+            "torch.save zip archive"
+        )
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path} holds objects other than tensors and plain Python values; refusing to "
+            f"unpickle it (weights_only=True): {str(err).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or corrupt): {first}"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not an snn_singlestep checkpoint (expected a dict with "
+            f"format={FORMAT!r}, got {type(data).__name__}"
+            + (f" with format={data.get('format')!r}" if isinstance(data, dict) else "")
+            + ")"
+        )
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise CheckpointError(f"{path} is incomplete: missing {', '.join(missing)}")
+    version = data["version"]
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version!r}; this snn_singlestep reads "
+            f"versions up to {VERSION}. Upgrade snn_singlestep to read it."
+        )
+    if not isinstance(data["config"], dict):
+        raise CheckpointError(f"{path}: config must be a dict, got {type(data['config']).__name__}")
+    return data
+
+
+def _same(a: Any, b: Any) -> bool:
+    # Lists and tuples compare equal (a tuple may come back as a list from JSON or argparse).
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def check_config(
+    path: PathLike, saved: Mapping[str, Any], current: Mapping[str, Any], keys: Iterable[str]
+) -> None:
+    """Raise if ``saved`` and ``current`` differ on any of ``keys``.
+
+    Raises:
+        CheckpointError: naming ``path`` and each differing setting with both values.
+
+    Examples:
+        >>> check_config("run/checkpoint.pt", {"lr": 0.1, "epochs": 3},
+        ...              {"lr": 0.1, "epochs": 5}, ["lr", "epochs"])
+        Traceback (most recent call last):
+        ...
+        snn_singlestep.errors.CheckpointError: run/checkpoint.pt does not match this run: epochs is 3 in the checkpoint but 5 now
+    """
+    diffs = [
+        f"{key} is {saved.get(key, '<missing>')!r} in the checkpoint but {current.get(key)!r} now"
+        for key in keys
+        if not _same(saved.get(key, "<missing>"), current.get(key))
+    ]
+    if diffs:
+        raise CheckpointError(f"{path} does not match this run: " + "; ".join(diffs))
+
+
+def load_model_state(model: nn.Module, state: Mapping[str, Any], path: PathLike) -> None:
+    """``model.load_state_dict(state)``, with a :class:`CheckpointError` that says what differs.
+
+    Raises:
+        CheckpointError: naming ``path``, the missing and unexpected keys and the
+            tensors whose shapes differ (the first few of each).
+
+    Examples:
+        >>> load_model_state(nn.Linear(3, 2), nn.Linear(4, 2).state_dict(), "net.pt")
+        Traceback (most recent call last):
+        ...
+        snn_singlestep.errors.CheckpointError: net.pt does not fit this model: shape of weight is (2, 4) in the checkpoint but (2, 3) in the model
+    """
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: model must be a state_dict, got {type(state).__name__}")
+    own = model.state_dict()
+
+    def listed(names: list[str]) -> str:
+        shown = ", ".join(names[:5])
+        return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+    problems = []
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing:
+        problems.append(f"missing {listed(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {listed(unexpected)}")
+    shapes = [
+        f"shape of {k} is {tuple(state[k].shape)} in the checkpoint but {tuple(v.shape)} in "
+        "the model"
+        for k, v in own.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    problems += shapes[:5]
+    if problems:
+        raise CheckpointError(f"{path} does not fit this model: " + "; ".join(problems))
+    model.load_state_dict(state)

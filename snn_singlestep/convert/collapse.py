@@ -1,0 +1,437 @@
+r"""Collapse multi-step snnTorch / SpikingJelly nets to single-step (T=1) nets.
+
+This module holds the framework-neutral parts: the rule table (source class → rule),
+the conversion report, the tree walk that applies the rules, and :func:`collapse`, which
+dispatches on the frameworks a net contains. The rules themselves live in the glue
+packages (:mod:`snn_singlestep.snntorch._collapse`,
+:mod:`snn_singlestep.spikingjelly._collapse`); ``docs/collapse.md`` lists them.
+
+A *rule* is ``fn(module, ctx) -> module``. It returns a replacement module (recorded as
+*replaced*), or the same module after editing it in place (recorded as *adapted*), or
+raises :class:`~snn_singlestep.errors.ConversionError` with the reason the module cannot
+be converted (recorded as *unconverted*; :func:`collapse` then raises one error that lists
+every such module). ``ctx`` is a :class:`RuleContext`.
+
+Rules are looked up along the method resolution order of a module's class. A built-in
+neuron rule found on a base class is *not* used for a subclass that overrides one of the
+base class's methods (its first step may differ): register a rule for the subclass.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+from torch import Tensor, nn
+
+from ..core import registry
+from ..core.functional import squeeze_time
+from ..core.nettools import copy_net
+from ..core.registry import RuleContext, get_rule, qualname
+from ..core.validate import choice, flag, positive_int
+from ..errors import ConfigError, ConversionError, SingleStepWarning
+from .calibrate import calibrate, calibration_inputs, check_calibration_args
+from .report import CalibrationEntry, CollapseReport, ReportEntry
+
+__all__ = [
+    "CalibrationEntry",
+    "CollapseOptions",
+    "CollapseReport",
+    "ReportEntry",
+    "SingleStepInput",
+    "collapse",
+]
+
+MODES = ("exact", "calibrated")
+STEP_MODES = ("auto", "s", "m")
+ERRORS = ("raise", "keep")
+
+
+# --- the walk -------------------------------------------------------------------------
+
+
+@dataclass
+class _Walk:
+    frameworks: tuple[str, ...]
+    mode: str
+    surrogate: Optional[Callable]
+    report: CollapseReport
+    step_modes: dict[int, str] = field(default_factory=dict)  # id(module) -> 's' / 'm'
+    done: dict[int, nn.Module] = field(default_factory=dict)  # shared modules convert once
+    spiking_paths: list[str] = field(default_factory=list)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _unknown_reason(module: nn.Module, step_mode: str, frameworks: Sequence[str]) -> Optional[str]:
+    for fw in registry.frameworks():
+        reason = fw.unknown_reason(module, step_mode)
+        if reason is None:
+            continue
+        if fw.name not in frameworks:
+            return (
+                f"a {fw.name} module, but this collapse applies {'/'.join(frameworks)} rules "
+                f"only: use {fw.entry_point} or snn_singlestep.collapse"
+            )
+        return reason
+    return None
+
+
+def _visit(module: nn.Module, path: str, step_mode: str, walk: _Walk) -> nn.Module:
+    if id(module) in walk.done:
+        return walk.done[id(module)]
+    rule = get_rule(type(module), walk.frameworks)
+    out = module
+    child_step_mode = step_mode
+    descend = True
+    if rule is not None:
+        ctx = RuleContext(path, walk.mode, step_mode, walk.surrogate)
+        try:
+            result = rule(module, ctx)
+        except ConversionError as err:
+            walk.report.entries.append(
+                ReportEntry(path, qualname(module), "unconverted", "", str(err))
+            )
+            result, descend = module, False
+        else:
+            out = module if result is None else result
+            if not isinstance(out, nn.Module):
+                raise ConfigError(
+                    f"the collapse rule for {qualname(module)} returned {out!r}, not a module"
+                )
+            action = (
+                "replaced" if out is not module else ("kept" if rule.kind == "keep" else "adapted")
+            )
+            detail = rule.note + ("" if rule.exact else " [not first-step exact]")
+            walk.report.entries.append(
+                ReportEntry(
+                    path,
+                    qualname(module),
+                    action,
+                    qualname(out) if action == "replaced" else "",
+                    detail,
+                )
+            )
+            walk.report.notes.extend(ctx._notes)
+            descend = rule.kind not in ("neuron", "keep", "refuse")
+            child_step_mode = ctx._child_step_mode or step_mode
+        if rule.kind in ("neuron", "keep", "refuse"):
+            walk.spiking_paths.append(path)
+    else:
+        reason = _unknown_reason(module, step_mode, walk.frameworks)
+        if reason is not None:
+            walk.report.entries.append(
+                ReportEntry(path, qualname(module), "unconverted", "", reason)
+            )
+            walk.spiking_paths.append(path)
+            descend = False
+    walk.step_modes[id(out)] = step_mode
+    walk.done[id(module)] = out
+    if descend:
+        for name, child in list(out._modules.items()):
+            if child is None:
+                continue
+            new = _visit(child, _join(path, name), child_step_mode, walk)
+            if new is not child:
+                out._modules[name] = new
+    return out
+
+
+def _is_spiking(net: nn.Module) -> bool:
+    for m in net.modules():
+        rule = get_rule(type(m))
+        if rule is not None and rule.kind in ("neuron", "keep", "refuse"):
+            return True
+        if any(fw.is_spiking(m) for fw in registry.frameworks()):
+            return True
+    return False
+
+
+class SingleStepInput:
+    """Forward pre-hook that makes a net take ``[B, ...]`` input (and ``[1, B, ...]``).
+
+    A leading time dimension of size 1 is removed; T > 1 raises
+    :class:`~snn_singlestep.errors.ShapeError` (see
+    :func:`~snn_singlestep.core.functional.squeeze_time`). With ``add_time=True`` the
+    squeezed input gets a time dimension of size 1 back, for nets whose forward is written
+    for ``[T, B, ...]``.
+
+    Args:
+        sample_ndim: number of dims of a ``[B, ...]`` input.
+        add_time: give the net ``x.unsqueeze(0)``.
+
+    Examples:
+        >>> import torch
+        >>> net = torch.nn.Linear(4, 2)
+        >>> handle = net.register_forward_pre_hook(SingleStepInput(2))
+        >>> net(torch.ones(1, 3, 4)).shape
+        torch.Size([3, 2])
+    """
+
+    def __init__(self, sample_ndim: int, add_time: bool = False) -> None:
+        if isinstance(sample_ndim, bool) or not isinstance(sample_ndim, int) or sample_ndim < 1:
+            raise ConfigError(f"sample_ndim must be an int >= 1, got {sample_ndim!r}")
+        self.sample_ndim = sample_ndim
+        self.add_time = bool(add_time)
+
+    def __call__(self, module: nn.Module, args: tuple) -> Optional[tuple]:
+        if not args or not isinstance(args[0], Tensor):
+            return None
+        x = squeeze_time(args[0], self.sample_ndim, name="input")
+        if self.add_time:
+            x = x.unsqueeze(0)
+        return (x, *args[1:])
+
+    def __repr__(self) -> str:
+        return f"SingleStepInput(sample_ndim={self.sample_ndim}, add_time={self.add_time})"
+
+
+def _install_input_hook(net: nn.Module, ndim: int, add_time: bool) -> None:
+    for key, hook in list(net._forward_pre_hooks.items()):
+        if isinstance(hook, SingleStepInput):  # collapsing twice: replace, not stack
+            del net._forward_pre_hooks[key]
+    net.register_forward_pre_hook(SingleStepInput(ndim, add_time))
+
+
+@dataclass(frozen=True)
+class CollapseOptions:
+    """The options of :func:`collapse`, checked once when the object is built.
+
+    Fields and defaults as the keyword arguments of :func:`collapse`. ``data`` is read
+    once into a list of input batches (a generator can be passed).
+
+    Raises:
+        ConfigError: a field has an invalid value, or two fields do not fit together.
+    """
+
+    mode: str = "exact"
+    inplace: bool = False
+    data: Optional[Iterable] = None
+    T: Optional[int] = None
+    granularity: str = "layer"
+    channel_dim: int = 1
+    run_original: Optional[Callable[[nn.Module, Tensor], Any]] = None
+    step_mode: str = "auto"
+    input_ndim: Union[str, int, None] = "auto"
+    surrogate: Optional[Callable[[Tensor], Tensor]] = None
+    errors: str = "raise"
+    return_report: bool = False
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        choice("mode", self.mode, MODES)
+        choice("step_mode", self.step_mode, STEP_MODES)
+        choice("errors", self.errors, ERRORS)
+        for name in ("inplace", "return_report", "verbose"):
+            flag(name, getattr(self, name))
+        if self.input_ndim not in ("auto", None):
+            positive_int("input_ndim", self.input_ndim)
+        if self.surrogate is not None and not callable(self.surrogate):
+            raise ConfigError(f"surrogate must be callable or None, got {self.surrogate!r}")
+        if self.mode == "calibrated":
+            if self.data is None:
+                raise ConfigError(
+                    "mode='calibrated' needs data: pass data=<a few input batches (tensors or "
+                    "(input, target) pairs)> and T=<the number of steps the net was trained with>"
+                )
+            check_calibration_args(
+                T=self.T, granularity=self.granularity, run_original=self.run_original
+            )
+            object.__setattr__(self, "data", calibration_inputs(self.data))
+        elif self.data is not None:
+            raise ConfigError(
+                "data is only used with mode='calibrated'; drop it or set mode='calibrated'"
+            )
+
+
+def _frameworks_in(net: nn.Module) -> tuple[str, ...]:
+    found = []
+    for fw in registry.frameworks():
+        if any(fw.is_spiking(m) or fw.unknown_reason(m, "s") is not None for m in net.modules()):
+            found.append(fw.name)
+    return tuple(found)
+
+
+def _has_own_time_axis(net: nn.Module) -> bool:
+    """A time-structured model that builds its own ``[T, B, ...]`` from ``[B, ...]``."""
+    return isinstance(getattr(net, "T", None), int) and any(
+        fw.time_major(net, None) for fw in registry.frameworks()
+    )
+
+
+def collapse(
+    net: nn.Module,
+    *,
+    framework: Optional[str] = None,
+    mode: str = "exact",
+    inplace: bool = False,
+    data: Optional[Iterable] = None,
+    T: Optional[int] = None,
+    granularity: str = "layer",
+    channel_dim: int = 1,
+    run_original: Optional[Callable[[nn.Module, Tensor], Any]] = None,
+    step_mode: str = "auto",
+    input_ndim: Union[str, int, None] = "auto",
+    surrogate: Optional[Callable[[Tensor], Tensor]] = None,
+    errors: str = "raise",
+    return_report: bool = False,
+    verbose: bool = False,
+):
+    r"""Convert a multi-step snnTorch and/or SpikingJelly net to a single-step (T=1) net.
+
+    Applies the collapse rules (:func:`~snn_singlestep.list_rules`) of every framework
+    found in ``net``, or of ``framework`` only
+    (:func:`snn_singlestep.snntorch.collapse` and :func:`snn_singlestep.spikingjelly.collapse`
+    pass it). ``docs/collapse.md`` has the rule table and the first-step equations.
+
+    Args:
+        net: the network (a ``torch.nn.Module``); left untouched unless ``inplace``.
+        framework: apply the rules of this framework only (``"snntorch"`` or
+            ``"spikingjelly"``); None: every framework the net contains.
+        mode: ``"exact"``: each converted neuron computes exactly the first time step of
+            the source neuron from its reset state (spike for spike; ties ``v = θ`` fire in
+            single-step neurons, snnTorch's do not). ``"calibrated"``: the same, then every
+            converted neuron's threshold is set from ``data`` so that its single-step firing
+            rate matches the multi-step net's mean rate over ``T`` steps.
+        inplace: convert ``net`` itself instead of a deep copy.
+        data: calibration batches (tensors or ``(input, target)`` pairs), mode
+            ``"calibrated"`` only.
+        T: number of steps of the multi-step reference run (calibration).
+        granularity: ``"layer"`` (one threshold per neuron module) or ``"channel"``.
+        channel_dim: channel dimension of a ``[B, C, ...]`` neuron input (``"channel"``).
+        run_original: ``fn(original_net, x)`` running the multi-step net on one batch for T
+            steps (calibration; the default is the framework's own reference run, see
+            :func:`snn_singlestep.convert.calibrate.calibrate`).
+        step_mode: SpikingJelly only. ``"auto"``: single-step ``'s'`` everywhere, except in
+            models whose forward is written for ``[T, B, ...]`` (MS-ResNet, Spikformer, …),
+            which keep ``'m'`` with T=1. ``"s"`` / ``"m"`` force one layout for the net.
+        input_ndim: number of dims of a ``[B, ...]`` input. The converted net then also
+            accepts ``[1, B, ...]`` and raises :class:`~snn_singlestep.errors.ShapeError` for
+            T > 1. ``"auto"`` infers it from the first convolution of a SpikingJelly net;
+            None turns the check off.
+        surrogate: spike function of the converted neurons (default: the S² surrogate).
+        errors: ``"raise"`` (default): raise one ConversionError listing every module that
+            cannot be converted (the error's ``report`` attribute holds the full report).
+            ``"keep"``: leave them as they are, with a warning.
+        return_report: return ``(net, report)`` instead of ``net``.
+        verbose: print the report.
+
+    Returns:
+        The single-step net, or ``(net, report)`` with a ``CollapseReport`` when
+        ``return_report`` is set. A net without any spiking neuron is returned as it is,
+        with a SingleStepWarning.
+
+    Raises:
+        ConversionError: ``net`` is not a module, or some spiking module cannot be
+            converted (the message names each module path and class).
+        ConfigError: an argument is invalid.
+
+    Examples:
+        >>> import torch, snntorch as snn
+        >>> from snn_singlestep import collapse
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), snn.Leaky(beta=0.9, init_hidden=True))
+        >>> single, report = collapse(net, return_report=True)
+        >>> [(e.path, e.source.split(".")[-1], e.target.split(".")[-1]) for e in report.replaced]
+        [('1', 'Leaky', 'CollapsedLeaky')]
+    """
+    if not isinstance(net, nn.Module):
+        raise ConversionError(
+            f"collapse expects a torch.nn.Module, got {type(net).__name__} ({net!r:.80}); "
+            "pass the network object itself"
+        )
+    known = tuple(fw.name for fw in registry.frameworks())
+    if framework is not None:
+        choice("framework", framework, known)
+    options = CollapseOptions(
+        mode=mode,
+        inplace=inplace,
+        data=data,
+        T=T,
+        granularity=granularity,
+        channel_dim=channel_dim,
+        run_original=run_original,
+        step_mode=step_mode,
+        input_ndim=input_ndim,
+        surrogate=surrogate,
+        errors=errors,
+        return_report=return_report,
+        verbose=verbose,
+    )
+    names = (framework,) if framework is not None else (_frameworks_in(net) or known)
+    return _run(net, names, options)
+
+
+def _run(net: nn.Module, names: tuple[str, ...], opt: CollapseOptions):
+    report = CollapseReport(frameworks=names, mode=opt.mode)
+    if not _is_spiking(net):
+        warnings.warn(
+            f"{type(net).__name__} contains no spiking neuron: nothing to collapse, the net "
+            "is returned unchanged",
+            SingleStepWarning,
+            stacklevel=3,
+        )
+        return (net, report) if opt.return_report else net
+
+    # calibration runs the multi-step original: keep one when converting in place
+    calibrated = opt.mode == "calibrated"
+    if calibrated:  # T may come from the net (net.T): checked before anything changes
+        steps = check_calibration_args(
+            net, T=opt.T, granularity=opt.granularity, run_original=opt.run_original
+        )
+    original = copy_net(net) if (opt.inplace and calibrated) else net
+    work = net if opt.inplace else copy_net(net)
+    walk = _Walk(names, opt.mode, opt.surrogate, report)
+    work = _visit(work, "", "m" if opt.step_mode == "m" else "s", walk)
+
+    if report.unconverted:
+        lines = "\n".join(
+            f"  {e.path or '<net>'} ({e.source}): {e.detail}" for e in report.unconverted
+        )
+        if opt.errors == "raise":
+            err = ConversionError(
+                f"cannot collapse {len(report.unconverted)} module(s) to single-step:\n{lines}\n"
+                "Register a rule with snn_singlestep.register_rule(cls, fn), or pass "
+                "errors='keep' to leave them multi-step (they then keep state between calls)."
+            )
+            err.report = report
+            raise err
+        warnings.warn(
+            f"left {len(report.unconverted)} module(s) multi-step (errors='keep'):\n{lines}",
+            SingleStepWarning,
+            stacklevel=3,
+        )
+
+    hooks = [fw for fw in registry.frameworks() if fw.name in names]
+    for fw in hooks:
+        fw.finalize(work, walk)
+
+    ndim = opt.input_ndim
+    if ndim == "auto":
+        ndim = next((n for n in (fw.default_input_ndim(work) for fw in hooks) if n), None)
+        if ndim is None and any(fw.step_modes for fw in hooks):
+            report.notes.append(
+                "input check off: could not infer the [B, ...] input ndim from the first "
+                "layer; pass input_ndim=<int> to accept [1, B, ...] input and reject T > 1"
+            )
+    if ndim is not None:
+        add_time = walk.step_modes.get(id(work)) == "m" and not _has_own_time_axis(work)
+        _install_input_hook(work, ndim, add_time)
+        report.input_ndim = ndim
+
+    if calibrated:
+        report.calibration = calibrate(
+            work,
+            original,
+            opt.data,
+            T=steps,
+            granularity=opt.granularity,
+            channel_dim=opt.channel_dim,
+            run_original=opt.run_original,
+        )
+
+    if opt.verbose:
+        print(report)
+    return (work, report) if opt.return_report else work
