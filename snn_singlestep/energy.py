@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .core import registry
+from .core.validate import positive_int
 from .errors import ConfigError, ShapeError
 from .monitor import FiringRateMonitor
 
@@ -218,8 +219,8 @@ def energy_report(
         )
     if not isinstance(example_input, Tensor):
         raise ConfigError(f"example_input must be a tensor, got {type(example_input).__name__}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ConfigError(f"steps must be a positive int or None, got {steps!r}")
+    if steps is not None:
+        positive_int("steps", steps, what="time steps, or None for one call")
     if steps is not None and (example_input.ndim < 2 or example_input.shape[0] != steps):
         raise ShapeError(
             f"with steps={steps} the example input must be [T={steps}, B, ...], got shape "

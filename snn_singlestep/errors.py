@@ -30,7 +30,16 @@ class ShapeError(SingleStepError, ValueError):
 
 
 class ConversionError(SingleStepError, TypeError):
-    """A model holds a module that a converter cannot translate."""
+    """A model holds a module that a converter cannot translate.
+
+    Attributes:
+        report: the converter's report of the whole net when it has one
+            (:class:`~snn_singlestep.convert.CollapseReport` for ``collapse``), else None.
+    """
+
+    def __init__(self, *args: object, report: object = None) -> None:
+        super().__init__(*args)
+        self.report = report
 
 
 class RegistrationError(SingleStepError, RuntimeError):

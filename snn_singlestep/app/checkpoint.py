@@ -17,26 +17,27 @@ without this package installed. Its keys:
 ``history``        list of per-epoch metric dicts
 =================  ==========================================================
 
-:func:`save_checkpoint` writes to a temporary file in the target's directory, flushes
-and ``fsync``\ s it, then ``os.replace``\ s it over the target (atomic on POSIX and
-Windows) and ``fsync``\ s the directory: a crash at any moment leaves either the
-previous checkpoint or the new one, never a torn file, and no temporary file.
+:func:`save_checkpoint` writes with :func:`snn_singlestep.core.io.atomic_write` (also
+importable from here): a temporary file in the target's directory, flushed and
+``fsync``\ ed, then ``os.replace``\ d over the target (atomic on POSIX and Windows), and
+the directory ``fsync``\ ed: a crash at any moment leaves either the previous checkpoint
+or the new one, never a torn file, and no temporary file. A replaced checkpoint keeps its
+file mode.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
-import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import Any, Union
 
 import torch
 from torch import nn
 
+from ..core.io import atomic_write
 from ..errors import CheckpointError
 
 __all__ = [
@@ -54,60 +55,6 @@ VERSION = 1
 _REQUIRED = ("format", "version", "config", "model")
 
 PathLike = Union[str, os.PathLike]
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open a directory; the rename is durable there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _file_mode(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o777  # keep the mode of the file we replace
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-@contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file next to ``path``; on success it replaces ``path`` atomically.
-
-    If the block raises, the temporary file is removed and ``path`` is left as it was.
-
-    Examples:
-        >>> import pathlib, tempfile
-        >>> target = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
-        >>> with atomic_write(target, "w") as f:
-        ...     _ = f.write("hello")
-        >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
-        ('hello', ['notes.txt'])
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes the file 0600; give it the mode a plain open() would.
-        with contextlib.suppress(OSError, AttributeError):
-            os.fchmod(fd, _file_mode(path))
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(path: PathLike, checkpoint: Mapping[str, Any]) -> Path:

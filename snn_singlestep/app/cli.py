@@ -10,13 +10,18 @@ Subcommands:
 - ``export``: write a checkpoint's net as NIR or ONNX.
 
 Exit status: 0 on success, 2 for usage errors (bad option, unknown name, missing
-data, unwritable output directory), 1 for a checkpoint that cannot be used,
+data, unwritable output directory) and when the ``app`` extra is not installed
+(``pip install "snn_singlestep[app]"``), 1 for a checkpoint that cannot be used,
 130 when interrupted.
+
+This module imports only the standard library at import time, so :func:`main` can check
+for the ``app`` extra before any module that needs it is imported.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -27,6 +32,29 @@ from typing import Any, Optional, Sequence
 __all__ = ["main"]
 
 _PROG = "snn-singlestep"
+
+#: Modules of the ``app`` extra (``pip install "snn_singlestep[app]"``) the commands import:
+#: scikit-learn (bundled digits), torchvision (MNIST, CIFAR-10 and the SpikingJelly model
+#: zoo), tqdm (progress bars) and matplotlib (``curves.png``).
+APP_MODULES = ("sklearn", "torchvision", "tqdm", "matplotlib")
+
+
+def missing_app_modules() -> list[str]:
+    """The modules of :data:`APP_MODULES` that cannot be imported here (checked without importing).
+
+    Examples:
+        >>> missing_app_modules()  # the app extra is installed
+        []
+    """
+    missing = []
+    for name in APP_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a broken install, or sys.modules[name] without spec
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 # --------------------------------------------------------------------------- argument types
@@ -92,11 +120,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=_HelpFormatter, **kwargs)
+
     # ---- train
-    train = sub.add_parser(
+    train = command(
         "train",
         help="train a single-step S2NN (default: an MLP on scikit-learn's bundled digits)",
-        formatter_class=_HelpFormatter,
         description=(
             "Train a single-step S2NN (hidden S2 neurons, membrane readout) and print the "
             "test accuracy.\n\nWith no options: an MLP 64-256-256-10 on scikit-learn's "
@@ -160,10 +190,9 @@ def _parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train, command_parser=train)
 
     # ---- eval
-    ev = sub.add_parser(
+    ev = command(
         "eval",
         help="accuracy and firing rates of a checkpoint on a dataset split",
-        formatter_class=_HelpFormatter,
         description=(
             "Evaluate a checkpoint written by 'train --out' (or 'convert'): accuracy, "
             "loss and the firing rate of every spiking layer (S2Cell, S2Neuron, S2Node, "
@@ -190,10 +219,9 @@ def _parser() -> argparse.ArgumentParser:
     # ---- convert
     from .models import ZOO_NEURONS
 
-    cv = sub.add_parser(
+    cv = command(
         "convert",
         help="collapse a SpikingJelly model-zoo net to single-step (T=1) and save it",
-        formatter_class=_HelpFormatter,
         description=(
             "Build a net of SpikingJelly's model zoo by name (e.g. spiking_resnet18, "
             "sew_resnet18, spiking_vgg11_bn), optionally load its trained weights, "
@@ -214,12 +242,12 @@ def _parser() -> argparse.ArgumentParser:
     cv.set_defaults(handler=_convert, command_parser=cv)
 
     # ---- export
-    from ..export import FORMATS, ONNX_OPSET
+    from ..export import ONNX_OPSET
+    from .exporting import FORMATS
 
-    ex = sub.add_parser(
+    ex = command(
         "export",
         help="export a checkpoint's single-step net to NIR or ONNX",
-        formatter_class=_HelpFormatter,
         description=(
             "Rebuild the net of a checkpoint written by 'train' or 'convert' and export it: "
             "NIR (affine/conv nodes and thresholds) or ONNX (spikes as comparisons and casts, "
@@ -491,7 +519,7 @@ def _convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 # --------------------------------------------------------------------------- export
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..errors import CheckpointError, ConfigError, ConversionError, ShapeError
-    from ..export import export_checkpoint
+    from .exporting import export_checkpoint
 
     shape = None
     if args.input_shape:
@@ -512,7 +540,18 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 # --------------------------------------------------------------------------- entry point
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point; returns the exit code (argparse exits with 2 for usage errors)."""
+    """Entry point; returns the exit code (argparse exits with 2 for usage errors).
+
+    Without the ``app`` extra it prints one line naming the missing modules and returns 2.
+    """
+    missing = missing_app_modules()
+    if missing:  # before any app module imports them
+        print(
+            f"{_PROG} needs the app extra (missing: {', '.join(missing)}): "
+            'pip install "snn_singlestep[app]"',
+            file=sys.stderr,
+        )
+        return 2
     parser = _parser()
     args = parser.parse_args(argv)
     try:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from ..core.validate import positive_int
 from ..errors import ConfigError
 
 __all__ = [
@@ -230,8 +231,8 @@ def load_dataset(
         (1437, 360, (1, 8, 8), 10)
     """
     spec = dataset_spec(name)
-    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
-        raise ConfigError(f"limit must be a positive integer or None, got {limit!r}")
+    if limit is not None:
+        positive_int("limit", limit, what="samples per split, or None for all")
     if spec.bundled:
         train, test = load_digits_split(seed=seed)
         train, test = (

@@ -23,12 +23,32 @@ __all__ = [
     "ZOO_NEURONS",
     "build_model",
     "build_zoo_model",
+    "check_framework",
+    "check_model",
     "single_step_zoo_model",
     "zoo_names",
 ]
 
 #: Names accepted by :func:`build_model` / ``--model``.
 MODELS = ("mlp", "cnn", "preact-resnet")
+
+
+def check_model(name: str) -> str:
+    """Return ``name`` if it is one of :data:`MODELS`, or raise a :class:`ConfigError` listing them.
+
+    Examples:
+        >>> check_model("cnn")
+        'cnn'
+    """
+    if not isinstance(name, str) or name not in MODELS:
+        raise ConfigError(f"model must be one of {', '.join(MODELS)}; got {name!r}")
+    return name
+
+
+def check_framework(framework: str) -> str:
+    """Return ``framework`` if it is one of :data:`FRAMEWORKS`, or raise a :class:`ConfigError`."""
+    _check_framework(framework)
+    return framework
 
 
 def build_model(
@@ -45,7 +65,7 @@ def build_model(
     """Build one of :data:`MODELS` for images of ``in_shape = (C, H, W)``.
 
     ``hidden`` sizes the ``mlp``, ``channels`` the ``cnn``, ``depth`` and ``width`` the
-    ``preact-resnet`` (``snn_singlestep.models.preact.preact_resnet``, PSP-normalized
+    ``preact-resnet`` (:func:`snn_singlestep.models.preact_resnet`, PSP-normalized
     pre-activation residual blocks, whose neurons are rebuilt with ``framework``).
 
     Raises:
@@ -57,6 +77,7 @@ def build_model(
         >>> net(torch.rand(2, 1, 8, 8)).shape
         torch.Size([2, 10])
     """
+    check_model(name)
     _check_framework(framework)
     in_shape = tuple(int(d) for d in in_shape)
     if name == "mlp":
@@ -65,10 +86,8 @@ def build_model(
         )
     if name == "cnn":
         return SingleStepCNN(in_shape, num_classes, channels, framework=framework)
-    if name == "preact-resnet":
-        net = preact_resnet(depth, num_classes, in_channels=in_shape[0], width=width)
-        return swap_neurons(net, framework)
-    raise ConfigError(f"model must be one of {', '.join(MODELS)}; got {name!r}")
+    net = preact_resnet(depth, num_classes, in_channels=in_shape[0], width=width)
+    return swap_neurons(net, framework)
 
 
 # --------------------------------------------------------------------------- SpikingJelly zoo

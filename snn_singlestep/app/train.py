@@ -25,7 +25,6 @@ Output directory (``TrainConfig.out``), written by rank 0 only:
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
+from ..core.io import atomic_write
+from ..core.validate import positive_int, positive_number
 from . import checkpoint as ckpt
 from .data import dataset_spec, load_dataset
 from .distributed import (
@@ -49,7 +50,7 @@ from .distributed import (
     teardown,
 )
 from ..errors import CheckpointError, ConfigError
-from .models import FRAMEWORKS, MODELS, build_model
+from .models import build_model, check_framework, check_model
 from ..monitor import FiringRateMonitor
 
 __all__ = [
@@ -75,16 +76,10 @@ _RUN_KEYS = ("dataset", "limit", "model", "framework", "epochs", "batch_size", "
 _MODEL_KEYS = {"mlp": ("hidden",), "cnn": ("channels",), "preact-resnet": ("depth", "width")}
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _sizes(name: str, value: Sequence[int]) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise ConfigError(f"{name} must be a non-empty list of positive integers, got {value!r}")
-    return tuple(_positive_int(name, v) for v in value)
+    return tuple(positive_int(f"{name}[{i}]", v) for i, v in enumerate(value))
 
 
 @dataclass
@@ -103,7 +98,7 @@ class TrainConfig:
         >>> TrainConfig(epochs=0)
         Traceback (most recent call last):
         ...
-        snn_singlestep.errors.ConfigError: epochs must be a positive integer, got 0
+        snn_singlestep.errors.ConfigError: epochs must be an int >= 1, got 0
     """
 
     dataset: str = "digits"
@@ -128,26 +123,18 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         dataset_spec(self.dataset)
-        if self.model not in MODELS:
-            raise ConfigError(f"model must be one of {', '.join(MODELS)}; got {self.model!r}")
-        if self.framework not in FRAMEWORKS:
-            raise ConfigError(
-                f"framework must be one of {', '.join(FRAMEWORKS)}; got {self.framework!r}"
-            )
+        check_model(self.model)
+        check_framework(self.framework)
         self.hidden = _sizes("hidden", self.hidden)
         self.channels = _sizes("channels", self.channels)
         for name in ("depth", "width", "epochs", "batch_size"):
-            _positive_int(name, getattr(self, name))
+            positive_int(name, getattr(self, name))
         if self.limit is not None:
-            _positive_int("limit", self.limit)
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (
-            0 < self.lr < math.inf
-        ):
-            raise ConfigError(f"lr must be a positive finite number, got {self.lr!r}")
+            positive_int("limit", self.limit, what="samples per split")
+        positive_number("lr", self.lr)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
-            raise ConfigError(f"workers must be an integer >= 0, got {self.workers!r}")
+        positive_int("workers", self.workers, minimum=0, what="DataLoader worker processes")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain Python values (lists for the sizes)."""
@@ -419,13 +406,13 @@ def fit(
 
 # --------------------------------------------------------------------------- files
 def _write_metrics(path: Path, history: list[dict]) -> None:
-    with ckpt.atomic_write(path, "w") as f:
+    with atomic_write(path, "w") as f:
         for row in history:
             f.write(json.dumps(row) + "\n")
 
 
 def _write_json(path: Path, data: dict) -> None:
-    with ckpt.atomic_write(path, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(data, f, indent=2)
         f.write("\n")
 
@@ -458,7 +445,7 @@ def plot_history(history: list[dict], path: os.PathLike | str) -> Path:
         ax.grid(alpha=0.3)
         ax.legend()
     path = Path(path)
-    with ckpt.atomic_write(path, "wb") as f:
+    with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)
     return path
 

@@ -1,16 +1,18 @@
 r"""Collapse multi-step snnTorch / SpikingJelly nets to single-step (T=1) nets.
 
-This module holds the framework-neutral parts: the rule table (source class → rule),
-the conversion report, the tree walk that applies the rules, and :func:`collapse`, which
-dispatches on the frameworks a net contains. The rules themselves live in the glue
-packages (:mod:`snn_singlestep.snntorch._collapse`,
-:mod:`snn_singlestep.spikingjelly._collapse`); ``docs/collapse.md`` lists them.
+The engine: :func:`collapse` validates its options once (:class:`CollapseOptions`), walks the
+net and asks :mod:`snn_singlestep.core.registry` for each module's rule
+(:func:`~snn_singlestep.core.registry.get_rule`) and, for modules without one, each framework's
+hooks (is it spiking, why can it not stay). It imports neither framework nor the glue: the
+rules live in :mod:`snn_singlestep.snntorch.rules` and :mod:`snn_singlestep.spikingjelly.rules`,
+which register them on import; ``docs/collapse.md`` renders them.
 
 A *rule* is ``fn(module, ctx) -> module``. It returns a replacement module (recorded as
 *replaced*), or the same module after editing it in place (recorded as *adapted*), or
 raises :class:`~snn_singlestep.errors.ConversionError` with the reason the module cannot
 be converted (recorded as *unconverted*; :func:`collapse` then raises one error that lists
-every such module). ``ctx`` is a :class:`RuleContext`.
+every such module and carries the report). ``ctx`` is a
+:class:`~snn_singlestep.core.registry.RuleContext`.
 
 Rules are looked up along the method resolution order of a module's class. A built-in
 neuron rule found on a base class is *not* used for a subclass that overrides one of the
@@ -20,7 +22,7 @@ base class's methods (its first step may differ): register a rule for the subcla
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from torch import Tensor, nn
@@ -29,7 +31,7 @@ from ..core import registry
 from ..core.functional import squeeze_time
 from ..core.nettools import copy_net
 from ..core.registry import RuleContext, get_rule, qualname
-from ..core.validate import choice, flag, positive_int
+from ..core.validate import STEP_MODES, choice, flag, positive_int
 from ..errors import ConfigError, ConversionError, SingleStepWarning
 from .calibrate import calibrate, calibration_inputs, check_calibration_args
 from .report import CalibrationEntry, CollapseReport, ReportEntry
@@ -44,7 +46,8 @@ __all__ = [
 ]
 
 MODES = ("exact", "calibrated")
-STEP_MODES = ("auto", "s", "m")
+#: Values of ``step_mode=``: ``"auto"`` or one of SpikingJelly's step modes.
+STEP_MODE_CHOICES = ("auto", *STEP_MODES)
 ERRORS = ("raise", "keep")
 
 
@@ -223,7 +226,7 @@ class CollapseOptions:
 
     def __post_init__(self) -> None:
         choice("mode", self.mode, MODES)
-        choice("step_mode", self.step_mode, STEP_MODES)
+        choice("step_mode", self.step_mode, STEP_MODE_CHOICES)
         choice("errors", self.errors, ERRORS)
         for name in ("inplace", "return_report", "verbose"):
             flag(name, getattr(self, name))
@@ -342,24 +345,11 @@ def collapse(
             f"collapse expects a torch.nn.Module, got {type(net).__name__} ({net!r:.80}); "
             "pass the network object itself"
         )
+    arguments = locals()  # every keyword below is a field of CollapseOptions, checked there
+    options = CollapseOptions(**{f.name: arguments[f.name] for f in fields(CollapseOptions)})
     known = tuple(fw.name for fw in registry.frameworks())
     if framework is not None:
         choice("framework", framework, known)
-    options = CollapseOptions(
-        mode=mode,
-        inplace=inplace,
-        data=data,
-        T=T,
-        granularity=granularity,
-        channel_dim=channel_dim,
-        run_original=run_original,
-        step_mode=step_mode,
-        input_ndim=input_ndim,
-        surrogate=surrogate,
-        errors=errors,
-        return_report=return_report,
-        verbose=verbose,
-    )
     names = (framework,) if framework is not None else (_frameworks_in(net) or known)
     return _run(net, names, options)
 
@@ -391,13 +381,12 @@ def _run(net: nn.Module, names: tuple[str, ...], opt: CollapseOptions):
             f"  {e.path or '<net>'} ({e.source}): {e.detail}" for e in report.unconverted
         )
         if opt.errors == "raise":
-            err = ConversionError(
+            raise ConversionError(
                 f"cannot collapse {len(report.unconverted)} module(s) to single-step:\n{lines}\n"
                 "Register a rule with snn_singlestep.register_rule(cls, fn), or pass "
-                "errors='keep' to leave them multi-step (they then keep state between calls)."
+                "errors='keep' to leave them multi-step (they then keep state between calls).",
+                report=report,
             )
-            err.report = report
-            raise err
         warnings.warn(
             f"left {len(report.unconverted)} module(s) multi-step (errors='keep'):\n{lines}",
             SingleStepWarning,

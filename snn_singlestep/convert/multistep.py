@@ -32,7 +32,7 @@ from ..core import registry
 from ..core.ifconvert import MAPPINGS
 from ..core.nettools import copy_net
 from ..core.noise import current_noise_std
-from ..core.validate import choice, non_negative, positive_int
+from ..core.validate import STEP_MODES, choice, non_negative, positive_int
 from ..errors import ConfigError, ConversionError, SingleStepWarning
 
 __all__ = [
@@ -48,7 +48,8 @@ ENCODINGS = ("repeat", "rate")
 #: Values of ``framework=``: which framework's IF neuron replaces each single-step neuron
 #: (``"auto"``: the one of the neuron's own framework).
 FLAVOURS = ("auto", "torch", "snntorch", "spikingjelly")
-STEP_MODES = ("auto", "s", "m")
+#: Values of ``step_mode=``: ``"auto"`` or one of SpikingJelly's step modes.
+STEP_MODE_CHOICES = ("auto", *STEP_MODES)
 OUTPUTS = ("mean", "sequence")
 
 
@@ -94,7 +95,7 @@ class MultiStepNet(nn.Module):
         positive_int("T", T, what="time steps")
         choice("encoding", encoding, ENCODINGS)
         choice("output", output, OUTPUTS)
-        choice("step_mode", step_mode, ("s", "m"))
+        choice("step_mode", step_mode, STEP_MODES)
         super().__init__()
         self.net = net
         self.T = T
@@ -234,7 +235,7 @@ def to_multistep(
     choice("encoding", encoding, ENCODINGS)
     choice("mapping", mapping, MAPPINGS)
     choice("framework", framework, FLAVOURS)
-    choice("step_mode", step_mode, STEP_MODES)
+    choice("step_mode", step_mode, STEP_MODE_CHOICES)
     choice("output", output, OUTPUTS)
     if noise_std is not None:
         noise_std = non_negative("noise_std", noise_std, hint="0 turns the noise off")

@@ -51,7 +51,7 @@ class CalibrationEntry:
 
 @dataclass
 class CollapseReport:
-    """What :func:`collapse` did to a net.
+    """What :func:`~snn_singlestep.collapse` did to a net.
 
     ``str(report)`` renders a table; ``collapse(..., verbose=True)`` prints it.
 

@@ -44,9 +44,6 @@ class S2Cell(nn.Module):
         MembraneNoise(std=0.4)
     """
 
-    #: Marks neurons that honour ``noise`` (see :func:`~snn_singlestep.core.noise.set_noise_std`).
-    supports_membrane_noise = True
-
     def __init__(
         self,
         threshold: Union[float, Tensor] = 1.0,

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from . import registry
 from .validate import flag, non_negative, positive_int, real_number
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "noisy_spike_probability",
     "set_noise_std",
     "step_noise_schedules",
+    "takes_membrane_noise",
 ]
 
 Scalar = Union[float, Tensor]
@@ -256,11 +258,33 @@ def noise_kwargs(noise: Optional[MembraneNoise], training: bool, like: Tensor) -
     return {"noise_std": noise.std, "generator": noise.generator(like.device)}
 
 
+#: The neuron roles that take training noise on their membrane (the T=N IF neurons of role
+#: ``"if"`` do not: their σ is a fixed conversion parameter, not a noise source).
+NOISE_ROLES = ("single-step", "collapsed")
+
+
+def takes_membrane_noise(module: nn.Module) -> bool:
+    """True for a neuron of ours that draws membrane noise from its ``noise`` in ``train()``.
+
+    Decided by the registry (:func:`~snn_singlestep.core.registry.neuron_kind`): the
+    registered classes of role ``"single-step"`` (``S2Cell``, ``S2Neuron``, ``S2Node``) or
+    ``"collapsed"`` (the neurons :func:`~snn_singlestep.collapse` builds), and their
+    subclasses.
+    """
+    kind = registry.neuron_kind(module)
+    return kind is not None and kind.role in NOISE_ROLES
+
+
 def noise_modules(net: nn.Module) -> Iterator[tuple[str, MembraneNoise]]:
-    """``(path, MembraneNoise)`` for every noise module in ``net``."""
+    """``(path, MembraneNoise)`` for the noise of every neuron of ``net`` that takes one.
+
+    ``path`` is that of the noise module itself (``"<neuron path>.noise"``); neurons are
+    those of :func:`takes_membrane_noise`.
+    """
     for path, module in net.named_modules():
-        if isinstance(module, MembraneNoise):
-            yield path, module
+        noise = getattr(module, "noise", None)
+        if isinstance(noise, MembraneNoise) and takes_membrane_noise(module):
+            yield (f"{path}.noise" if path else "noise"), noise
 
 
 def set_noise_std(
@@ -272,10 +296,12 @@ def set_noise_std(
 ) -> list[str]:
     r"""Give every single-step neuron of ``net`` membrane noise :math:`\sigma` (in place).
 
-    Neurons are the modules whose class sets ``supports_membrane_noise = True``
-    (``S2Cell``, ``S2Neuron``, ``S2Node``). Each gets a new :class:`MembraneNoise`
-    (``std=0`` or None removes the noise); with ``seed``, neuron number ``i`` (in
-    ``named_modules`` order) gets ``seed + i``, so layers draw independent noise.
+    Neurons are the modules for which :func:`takes_membrane_noise` holds: the registered
+    neuron classes of role ``"single-step"`` (``S2Cell``, ``S2Neuron``, ``S2Node``) and
+    ``"collapsed"`` (``CollapsedLeaky``, ``CollapsedLIFNode``, …), not the T=N IF neurons.
+    Each gets a new :class:`MembraneNoise` (``std=0`` or None removes the noise); with
+    ``seed``, neuron number ``i`` (in ``named_modules`` order) gets ``seed + i``, so layers
+    draw independent noise.
 
     Returns:
         The dotted paths of the neurons changed.
@@ -290,7 +316,7 @@ def set_noise_std(
     """
     changed = []
     for path, module in list(net.named_modules()):
-        if getattr(type(module), "supports_membrane_noise", False):
+        if takes_membrane_noise(module):
             if std is None or (not callable(std) and _non_negative("noise_std", std) == 0.0):
                 module._modules.pop("noise", None)  # a plain None, not a "(noise): None" child
                 module.noise = None

@@ -87,10 +87,7 @@ def s2_grad_ref(x: float, alpha: float = 4.0, beta: float = 1.0) -> float:
             \beta / (1 + x), & x \ge 0
         \end{cases}
 
-    Args:
-        x: :math:`v - \theta`.
-        alpha: :math:`\alpha > 0`.
-        beta: :math:`\beta > 0`.
+    ``x``, ``alpha`` (> 0), ``beta`` (> 0): see the module's symbol table.
 
     Returns:
         :math:`g'(x)` as a Python float.
@@ -114,10 +111,7 @@ def s2_primitive_ref(x: float, alpha: float = 4.0, beta: float = 1.0) -> float:
             \beta \ln(1 + x) + \tfrac12, & x \ge 0
         \end{cases}
 
-    Args:
-        x: :math:`v - \theta`.
-        alpha: :math:`\alpha > 0`.
-        beta: :math:`\beta > 0`.
+    ``x``, ``alpha`` (> 0), ``beta`` (> 0): see the module's symbol table.
 
     Returns:
         :math:`g(x)` as a Python float.

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Optional, Protocol, Union, runtime_c
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ConversionError
+from .validate import STEP_MODES, choice
 
 __all__ = [
     "Calibratable",
@@ -207,7 +208,9 @@ def is_neuron(module: nn.Module, role: Optional[str] = None) -> bool:
 
 def is_spiking(module: nn.Module) -> bool:
     """True for a neuron of ours and for any registered framework's spiking neuron."""
-    return neuron_kind(module) is not None or any(fw.is_spiking(module) for fw in _FRAMEWORKS.values())
+    if neuron_kind(module) is not None:
+        return True
+    return any(fw.is_spiking(module) for fw in _FRAMEWORKS.values())
 
 
 def threshold_of(module: nn.Module) -> Any:
@@ -217,7 +220,9 @@ def threshold_of(module: nn.Module) -> Any:
         return get()
     kind = neuron_kind(module)
     if kind is None:
-        raise ConfigError(f"{qualname(module)} is not a registered neuron: it has no known threshold")
+        raise ConfigError(
+            f"{qualname(module)} is not a registered neuron: it has no known threshold"
+        )
     return getattr(module, kind.threshold_attr)
 
 
@@ -368,8 +373,7 @@ class RuleContext:
 
     def set_step_mode(self, step_mode: str) -> None:
         """Run this module's children in ``step_mode`` (``"m"`` for time-structured models)."""
-        if step_mode not in ("s", "m"):
-            raise ConfigError(f"step_mode must be 's' or 'm', got {step_mode!r}")
+        choice("step_mode", step_mode, STEP_MODES)
         self._child_step_mode = step_mode
 
     def make_surrogate(self, default: Callable[[], Callable[[Tensor], Tensor]]):

@@ -16,7 +16,11 @@ from torch import Tensor
 
 from ..errors import ConfigError
 
+#: SpikingJelly's step modes: ``'s'`` single-step ``[B, ...]``, ``'m'`` multi-step ``[T, B, ...]``.
+STEP_MODES = ("s", "m")
+
 __all__ = [
+    "STEP_MODES",
     "choice",
     "flag",
     "non_negative",
@@ -113,7 +117,9 @@ def threshold_tensor(threshold: Union[float, Tensor], name: str = "threshold") -
     """
     if isinstance(threshold, Tensor):
         if not threshold.is_floating_point():
-            raise ConfigError(f"{name} must be a floating-point tensor, got dtype {threshold.dtype}")
+            raise ConfigError(
+                f"{name} must be a floating-point tensor, got dtype {threshold.dtype}"
+            )
         if threshold.device.type != "meta" and not bool(torch.isfinite(threshold).all()):
             raise ConfigError(f"{name} must be finite, got {threshold!r}")
         return threshold.detach().clone()

@@ -1,32 +1,35 @@
-"""Shared by the NIR and ONNX exporters: optional imports, net preparation, atomic files."""
+"""Shared by the NIR and ONNX exporters: optional imports, net preparation, output paths.
+
+What the exporters know about neurons and host frameworks comes from
+:mod:`snn_singlestep.core.registry` (filled by the glue packages when ``snn_singlestep`` is
+imported); nothing here imports snnTorch, SpikingJelly or the glue. Files are written with
+:func:`snn_singlestep.core.io.atomic_path`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
 import os
-import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Union
 
 import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
+from ..core import registry
 from ..core.nettools import copy_net as _copy_net
-from ..core.modules import S2Cell
 from ..errors import ConfigError, ConversionError, ShapeError, SingleStepError
 
 __all__ = [
     "DEPLOY_HINT",
     "EXPORT_DTYPES",
-    "atomic_output",
     "call_quietly",
     "check_out_path",
     "check_stateless",
     "describe",
-    "neuron_classes",
     "prepare",
     "require",
     "stateful_modules",
@@ -59,57 +62,17 @@ def describe(module: nn.Module, path: str) -> str:
     return f"{where} ({cls.__module__}.{cls.__qualname__})"
 
 
-def neuron_classes() -> tuple[type, ...]:
-    """The single-step neuron classes of every glue (subclasses included by isinstance)."""
-    classes: list[type] = [S2Cell]
-    if "snntorch" in sys.modules:
-        from ..snntorch.neuron import S2Neuron
-
-        classes.append(S2Neuron)
-    if "spikingjelly" in sys.modules:
-        from ..spikingjelly.node import S2Node
-
-        classes.append(S2Node)
-    return tuple(classes)
-
-
-def _stateful_reason(module: nn.Module) -> str | None:
-    snntorch = sys.modules.get("snntorch")
-    if snntorch is not None:
-        from snntorch._neurons.neurons import SpikingNeuron
-
-        try:
-            from snntorch._neurons.leakyparallel import LeakyParallel
-        except ImportError:  # pragma: no cover - other snnTorch layouts
-            LeakyParallel = ()
-        if isinstance(module, (SpikingNeuron, LeakyParallel)):
-            return "a stateful snnTorch neuron"
-    if "spikingjelly" in sys.modules:
-        from spikingjelly.activation_based import base, layer
-
-        dropout = tuple(
-            getattr(layer, name) for name in ("Dropout", "Dropout2d") if hasattr(layer, name)
-        )
-        if isinstance(module, base.MemoryModule) and not isinstance(module, dropout):
-            if getattr(module, "_memories", None):
-                return (
-                    "a SpikingJelly module with state (memories "
-                    + ", ".join(sorted(module._memories))
-                    + ")"
-                )
-    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
-        return "a recurrent torch layer"
-    return None
-
-
 def stateful_modules(net: nn.Module) -> list[str]:
-    """``"'path' (Class): reason"`` for every module that keeps state between calls."""
-    singles = neuron_classes()
+    """``"'path' (Class): reason"`` for every module that keeps state between calls.
+
+    The registry answers (:func:`snn_singlestep.core.registry.stateful_reason`): our
+    single-step and collapsed neurons never keep state, our T=N integrate-and-fire neurons
+    do, and each registered framework says which of its modules do (snnTorch neurons,
+    SpikingJelly modules with memories); recurrent torch layers do too.
+    """
     found = []
     for path, module in net.named_modules():
-        if isinstance(module, singles):
-            continue
-        reason = _stateful_reason(module)
+        reason = registry.stateful_reason(module)
         if reason is not None:
             cls = type(module)
             found.append(f"{path or '<root>'!r} ({cls.__module__}.{cls.__qualname__}: {reason})")
@@ -129,10 +92,21 @@ def check_stateless(net: nn.Module, what: str) -> None:
         )
 
 
-def _step_mode_m(net: nn.Module) -> list[str]:
+def _time_major(net: nn.Module) -> list[str]:
+    """Paths of the modules a registered framework runs time-major (``[T, B, ...]``)."""
+    fws = registry.frameworks()
     return [
-        path or "<root>" for path, m in net.named_modules() if getattr(m, "step_mode", None) == "m"
+        path or "<root>"
+        for path, m in net.named_modules()
+        if any(fw.time_major(m, None) for fw in fws)
     ]
+
+
+def _set_single_step(net: nn.Module) -> None:
+    """Switch every framework with step modes to ``'s'`` (``[B, ...]``) in ``net``."""
+    for fw in registry.frameworks():
+        if fw.step_modes:
+            fw.set_step_mode(net, "s")
 
 
 def _check_sample(sample_input: object) -> Tensor:
@@ -185,8 +159,11 @@ def prepare(net: nn.Module, sample_input: Tensor, what: str) -> tuple[nn.Module,
     """An eval-mode copy of ``net`` in single-step layout, the ``[B, ...]`` sample, its output.
 
     - ``net`` must be a module without stateful neurons (ConversionError otherwise).
-    - SpikingJelly modules in step mode ``'m'`` take ``[T, B, ...]``: T must be 1 (ShapeError
-      otherwise); the copy is switched to step mode ``'s'`` and the sample loses its T axis.
+    - Modules that a registered framework runs time-major (SpikingJelly step mode ``'m'``:
+      :attr:`~snn_singlestep.core.registry.Framework.time_major`) take ``[T, B, ...]``: T
+      must be 1 (ShapeError otherwise); the copy is switched to step mode ``'s'``
+      (:attr:`~snn_singlestep.core.registry.Framework.set_step_mode`) and the sample loses
+      its T axis.
     - A leading time axis of size 1 that the net removes itself (``[1, B, ...]`` given to a
       net that accepts ``[B, ...]`` too, e.g. through
       :func:`~snn_singlestep.core.functional.squeeze_time`) is dropped from the sample, so
@@ -200,18 +177,17 @@ def prepare(net: nn.Module, sample_input: Tensor, what: str) -> tuple[nn.Module,
     x = _check_sample(sample_input)
     check_stateless(net, what)
     work = _copy_net(net).eval()
-    multi = _step_mode_m(work)
+    multi = _time_major(work)
     if multi:
         if x.shape[0] != 1:
             raise ShapeError(
-                f"{what}: the net runs multi-step (SpikingJelly step mode 'm' in "
-                f"{', '.join(multi[:3])}{' …' if len(multi) > 3 else ''}) and sample_input "
-                f"has T={x.shape[0]} time steps (shape {tuple(x.shape)}). The exported graph "
-                "is single-step: pass one step, sample_input[:1] (T=1), or set step mode 's'."
+                f"{what}: the net runs multi-step (time-major [T, B, ...], e.g. SpikingJelly "
+                f"step mode 'm', in {', '.join(multi[:3])}{' …' if len(multi) > 3 else ''}) "
+                f"and sample_input has T={x.shape[0]} time steps (shape {tuple(x.shape)}). "
+                "The exported graph is single-step: pass one step, sample_input[:1] (T=1), "
+                "or set step mode 's'."
             )
-        from spikingjelly.activation_based import functional
-
-        functional.set_step_mode(work, "s")
+        _set_single_step(work)
         x = x[0]
         if x.ndim < 2:
             raise ShapeError(
@@ -258,27 +234,6 @@ def check_out_path(path: PathLike, what: str) -> Path:
     os.close(fd)
     os.unlink(probe)
     return path
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[str]:
-    """Yield a temporary file name next to ``path``; on success it replaces ``path``.
-
-    If the block raises, the temporary file is removed and ``path`` is left as it was.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        with contextlib.suppress(OSError, AttributeError):
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give what open() would
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def call_quietly(fn: Callable[[], Any]) -> Any:

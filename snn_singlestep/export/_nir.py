@@ -2,6 +2,7 @@ r"""NIR export (:func:`to_nir`) and import (:func:`from_nir`) of single-step net
 
 from __future__ import annotations
 
+import graphlib
 import math
 import os
 import re
@@ -13,9 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from ..core.functional import squeeze_time
+from ..core.io import atomic_path
 from ..core.modules import S2Cell
 from ..errors import ConfigError, ConversionError, ShapeError
-from ._common import atomic_output, check_out_path, prepare, require
+from ._common import check_out_path, prepare, require
 from ._trace import Graph, IRNode, trace
 
 __all__ = ["NIRNet", "from_nir", "to_nir", "write_nir"]
@@ -202,7 +204,7 @@ def write_nir(graph: Any, path: PathLike) -> Path:
     """
     nir = require("nir", "NIR export")
     path = check_out_path(path, "write_nir")
-    with atomic_output(path) as tmp:
+    with atomic_path(path) as tmp:
         nir.write(tmp, graph)
     return path
 
@@ -446,7 +448,7 @@ class NIRNet(nn.Module):
         preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
         for a, b in graph.edges:
             preds[b].append(a)
-        order = self._topological(graph, preds)
+        order = self._topological(preds)
         self.input_name = inputs[0]
         shape = graph.nodes[self.input_name].input_type["input"]
         self.input_shape = tuple(int(d) for d in np.asarray(shape).ravel())
@@ -473,27 +475,16 @@ class NIRNet(nn.Module):
                 raise ConversionError(f"NIR output node {n!r} has no incoming edge")
 
     @staticmethod
-    def _topological(graph: Any, preds: dict[str, list[str]]) -> list[str]:
-        remaining = {n: len(p) for n, p in preds.items()}
-        succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
-        for a, b in graph.edges:
-            succ[a].append(b)
-        ready = [n for n, k in remaining.items() if k == 0]
-        order = []
-        while ready:
-            n = ready.pop(0)
-            order.append(n)
-            for s in succ[n]:
-                remaining[s] -= 1
-                if remaining[s] == 0:
-                    ready.append(s)
-        if len(order) != len(graph.nodes):
-            cyclic = sorted(n for n, k in remaining.items() if k > 0)
+    def _topological(preds: dict[str, list[str]]) -> list[str]:
+        """Node names, each after its predecessors (``graphlib``); ConversionError on a cycle."""
+        try:
+            return list(graphlib.TopologicalSorter(preds).static_order())
+        except graphlib.CycleError as err:
+            cyclic = sorted(set(err.args[1]))
             raise ConversionError(
                 f"the NIR graph has a cycle through {cyclic}: recurrent connections carry state "
                 "from one time step to the next, which a single-step net does not have"
-            )
-        return order
+            ) from None
 
     def forward(self, x: Tensor) -> Union[Tensor, tuple[Tensor, ...]]:
         x = squeeze_time(x, sample_ndim=1 + len(self.input_shape))

@@ -3,7 +3,6 @@ r"""ONNX export of single-step nets (forward only)."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any, Union
 
@@ -11,10 +10,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
-from ..core.modules import S2Cell
+from ..core import registry
+from ..core.io import atomic_path
 from ..core.surrogate import S2Surrogate, heaviside, s2_spike
-from ..errors import ConfigError, ConversionError
-from ._common import DEPLOY_HINT, atomic_output, call_quietly, check_out_path, prepare, require
+from ..core.validate import positive_int
+from ..errors import ConversionError
+from ._common import DEPLOY_HINT, call_quietly, check_out_path, prepare, require
 
 __all__ = ["ONNX_OPSET", "to_onnx"]
 
@@ -36,39 +37,39 @@ class _ExportHeaviside(nn.Module):
 
 
 def _is_heaviside_surrogate(fn: Any) -> bool:
-    """True for spike functions whose forward is exactly ``(x >= 0).to(x.dtype)``."""
+    """True for spike functions whose forward is exactly ``(x >= 0).to(x.dtype)``.
+
+    Ours (:func:`~snn_singlestep.core.surrogate.heaviside`,
+    :func:`~snn_singlestep.core.surrogate.s2_spike`, a spiking
+    :class:`~snn_singlestep.core.surrogate.S2Surrogate`) and those a registered framework
+    vouches for (:attr:`~snn_singlestep.core.registry.Framework.is_heaviside`, e.g. every
+    SpikingJelly surrogate with ``spiking=True``).
+    """
     if fn is heaviside or fn is s2_spike:
         return True
     if isinstance(fn, S2Surrogate):
         return bool(fn.spiking)
-    if "spikingjelly" in sys.modules:
-        from spikingjelly.activation_based import surrogate
-
-        # Every SpikingJelly surrogate fires with its heaviside (x >= 0) when spiking=True.
-        if isinstance(fn, surrogate.SurrogateFunctionBase):
-            return bool(getattr(fn, "spiking", False))
-    return False
+    return any(fw.is_heaviside(fn) for fw in registry.frameworks())
 
 
 def _swap_surrogates(net: nn.Module) -> int:
-    """Replace the S² surrogates of the net's neurons by :class:`_ExportHeaviside`."""
+    """Replace the heaviside spike functions of the net's neurons by :class:`_ExportHeaviside`.
+
+    Each neuron of ours keeps its spike function in the attribute its registry record
+    names (:attr:`~snn_singlestep.core.registry.NeuronKind.spike_fn_attr`). Returns how many
+    were replaced.
+    """
     swapped = 0
-    attrs: list[tuple[type, str]] = [(S2Cell, "surrogate")]
-    if "snntorch" in sys.modules:
-        from ..snntorch.neuron import S2Neuron
-
-        attrs.append((S2Neuron, "spike_grad"))
-    if "spikingjelly" in sys.modules:
-        from ..spikingjelly.node import S2Node
-
-        attrs.append((S2Node, "surrogate_function"))
     for m in net.modules():
-        for cls, attr in attrs:
-            if isinstance(m, cls) and _is_heaviside_surrogate(getattr(m, attr, None)):
-                if attr in m.__dict__:
-                    del m.__dict__[attr]
-                setattr(m, attr, _ExportHeaviside())
-                swapped += 1
+        kind = registry.neuron_kind(m)
+        if kind is None:
+            continue
+        attr = kind.spike_fn_attr
+        if _is_heaviside_surrogate(getattr(m, attr, None)):
+            if attr in m.__dict__:
+                del m.__dict__[attr]
+            setattr(m, attr, _ExportHeaviside())
+            swapped += 1
     return swapped
 
 
@@ -128,12 +129,7 @@ def to_onnx(
     """
     onnx = require("onnx", "ONNX export")
     require("onnxscript", "ONNX export (torch.onnx.export with dynamo=True)")
-    if (
-        isinstance(opset_version, bool)
-        or not isinstance(opset_version, int)
-        or not 13 <= opset_version
-    ):
-        raise ConfigError(f"opset_version must be an int >= 13, got {opset_version!r}")
+    positive_int("opset_version", opset_version, minimum=13)
     out_path = check_out_path(path, "to_onnx")
     work, x, out = prepare(net, sample_input, "export the net to ONNX")
     _swap_surrogates(work)
@@ -177,6 +173,6 @@ def to_onnx(
         onnx.checker.check_model(model)
     except Exception as err:
         raise ConversionError(f"the exported ONNX model does not pass onnx.checker: {err}") from err
-    with atomic_output(out_path) as tmp:
+    with atomic_path(out_path) as tmp:
         onnx.save_model(model, tmp)
     return out_path

@@ -7,10 +7,12 @@ behave exactly as in use. Two mechanisms record what happens:
 - forward hooks on every module: a module of a known class (``Linear``, ``Conv2d``,
   ``BatchNorm2d``, :class:`~snn_singlestep.core.psp.PSPNorm`, the single-step neurons, …)
   becomes one node, built from its parameters; what runs inside it is not looked at;
-- a :class:`~torch.overrides.TorchFunctionMode`: the tensor operations between known
-  modules (``x.flatten(1)``, ``out + identity``, ``x * 0.5``, …) are recorded one by one;
-  an operation with no NIR counterpart raises :class:`~snn_singlestep.errors.ConversionError`
-  naming the operation and the module whose forward calls it.
+- a :class:`~torch.utils._python_dispatch.TorchDispatchMode`: the tensor operations between
+  known modules (``x.flatten(1)``, ``out + identity``, ``x * 0.5``, …) are recorded one by
+  one as the ATen operators they reach (``aten.view``, ``aten.add``, ``aten.mul``, …: a
+  dozen operators instead of every Python spelling of them); an operation with no NIR
+  counterpart raises :class:`~snn_singlestep.errors.ConversionError` naming the operator
+  and the module whose forward calls it.
 
 Every node is checked on the sample: the module's actual output must equal what the
 node computes from the module's actual input (exactly for spikes; to float rounding for
@@ -18,6 +20,17 @@ affine maps), so a subclass that changes ``forward`` is refused, not exported wr
 
 Values carry a *lead*: the number of leading axes that are not part of one sample
 (1 = batch; 2 = a time axis of size 1, then batch). Node shapes are per sample.
+
+Why our own tracer, and not torch.fx / nirtorch (which snnTorch's ``export_to_nir`` and
+SpikingJelly's ``nir_exchange`` use) or ``torch.export``: none of them (1) checks each node
+against what the module actually computed on the sample, so a subclass that changes its
+firing rule is refused rather than exported wrongly; (2) turns a neuron's ``v >= θ`` into
+NIR's strict ``x > ϑ`` by shifting the threshold to the next float below (ties included)
+and folds an affine first-step membrane ``a·x + b`` into it; (3) knows our neurons at all
+(nirtorch looks modules up by exact class in a fixed map; fx then traces into the neuron
+and fails on ``v - θ``). What the tracer knows about neurons comes from
+:mod:`snn_singlestep.core.registry`. See ``docs/deploying.md``, "Why not
+spikingjelly.activation_based.nir_exchange".
 """
 
 from __future__ import annotations
@@ -32,13 +45,13 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode, resolve_name
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from ..core.modules import S2Cell
+from ..core import registry
 from ..core.psp import PSPNorm
 from ..errors import ConversionError
-from ._common import describe, neuron_classes
+from ._common import describe
 
 __all__ = ["Graph", "IRNode", "firing_threshold", "trace"]
 
@@ -163,7 +176,7 @@ class _Abort(BaseException):
         self.error = error
 
 
-class _Tracer(TorchFunctionMode):
+class _Tracer(TorchDispatchMode):
     def __init__(self, dtype: torch.dtype) -> None:
         super().__init__()
         self.dtype = dtype
@@ -281,7 +294,7 @@ class _Tracer(TorchFunctionMode):
                 self.leaf_depth = 0
 
     # --- tensor operations between modules --------------------------------------------
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if self.leaf_depth == 0:
@@ -292,16 +305,21 @@ class _Tracer(TorchFunctionMode):
         return out
 
     def _record(self, func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
+        name = str(func.overloadpacket)  # aten.add, aten.view, ...
+        if torch.Tag.nondeterministic_seeded in func.tags:
+            raise ConversionError(
+                f"{self.where()} calls {name}, which draws random numbers (dropout in "
+                "training mode, noise); an exported graph is deterministic"
+            )
         tracked = [v for t in tree_leaves((args, kwargs)) if (v := self.get(t)) is not None]
         if not tracked or not any(isinstance(t, Tensor) for t in tree_leaves(out)):
-            return  # constants, or shape queries (size(), dim(), .shape, ...)
-        name = resolve_name(func) or getattr(func, "__qualname__", repr(func))
+            return  # constants, or shape queries
         where = f"{name} in {self.where()}"
         for v in tracked:
             self.use(v, where)
-        if name in _CONSTANT_LIKE:
+        if func.overloadpacket in _CONSTANT_LIKE:
             return
-        handler = _OPS.get(name)
+        handler = _OPS.get(func.overloadpacket)
         if handler is None:
             raise ConversionError(
                 f"{self.where()} calls {name} on the net's activations; NIR has no node "
@@ -334,13 +352,6 @@ def _op_alias(tr: _Tracer, name: str, where: str, args, kwargs, out) -> None:
     tr.put(out, src)
 
 
-def _op_dropout(tr: _Tracer, name: str, where: str, args, kwargs, out) -> None:
-    training = kwargs.get("training", args[2] if len(args) > 2 else True)
-    if training:
-        raise ConversionError(f"{where} runs dropout in training mode")
-    _op_alias(tr, name, where, args, kwargs, out)
-
-
 def _time_squeeze(tr: _Tracer, src: _Val, out: Tensor, where: str) -> None:
     if src.lead != 2 or src.tensor.shape[0] != 1:
         raise ConversionError(
@@ -350,15 +361,12 @@ def _time_squeeze(tr: _Tracer, src: _Val, out: Tensor, where: str) -> None:
     tr.put(out, replace(src, lead=1))
 
 
-def _op_getitem(tr: _Tracer, name: str, where: str, args, kwargs, out) -> None:
-    src, idx = tr.get(args[0]), args[1]
+def _op_slice(tr: _Tracer, name: str, where: str, args, kwargs, out) -> None:
+    src = tr.get(args[0])
     out = _only_tensor(out, where)
-    if isinstance(idx, numbers.Integral) and not isinstance(idx, bool) and int(idx) == 0:
-        return _time_squeeze(tr, src, out, where)
-    idx_t = idx if isinstance(idx, tuple) else (idx,)
-    if all(i is Ellipsis or i == slice(None) for i in idx_t) and out.shape == src.tensor.shape:
-        return tr.put(out, src)
-    raise ConversionError(f"{where}: indexing activations ({idx!r}) has no NIR node")
+    if out.shape != src.tensor.shape:  # x[:], x[..., :] keep everything
+        raise ConversionError(f"{where}: slicing activations has no NIR node")
+    tr.put(out, src)
 
 
 def _op_squeeze(tr: _Tracer, name: str, where: str, args, kwargs, out) -> None:
@@ -412,13 +420,6 @@ def _flatten(
         where=where,
     )
     tr.put(out, _Val(out, node, src.lead, src.binary))
-
-
-def _op_flatten(tr: _Tracer, name: str, where: str, args, kwargs, out) -> None:
-    src = tr.get(args[0])
-    start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
-    end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
-    _flatten(tr, src, int(start), int(end), _only_tensor(out, where), where, tr.base("flatten"))
 
 
 def _op_reshape(tr: _Tracer, name: str, where: str, args, kwargs, out) -> None:
@@ -534,61 +535,36 @@ def _op_neg(tr: _Tracer, name: str, where: str, args, kwargs, out) -> None:
     _scale(tr, tr.get(args[0]), -1.0, _only_tensor(out, where), where, tr.base("neg"))
 
 
-def _names(*names: str) -> list[str]:
-    return [f"torch.Tensor.{n}" for n in names]
+aten = torch.ops.aten
 
-
-_OPS: dict[str, Callable] = {}
-for _n in _names(
-    "contiguous",
-    "clone",
-    "detach",
-    "detach_",
-    "requires_grad_",
-    "to",
-    "float",
-    "double",
-    "type_as",
-    "cpu",
-) + ["torch.clone", "torch.detach"]:
-    _OPS[_n] = _op_alias
-for _n in [
-    "torch.nn.functional.dropout",
-    "torch.nn.functional.dropout1d",
-    "torch.nn.functional.dropout2d",
-    "torch.nn.functional.alpha_dropout",
-    "torch.nn.functional.feature_alpha_dropout",
-]:
-    _OPS[_n] = _op_dropout
-_OPS["torch.Tensor.__getitem__"] = _op_getitem
-for _n in _names("squeeze") + ["torch.squeeze"]:
-    _OPS[_n] = _op_squeeze
-for _n in _names("unsqueeze") + ["torch.unsqueeze"]:
-    _OPS[_n] = _op_unsqueeze
-for _n in _names("select") + ["torch.select"]:
-    _OPS[_n] = _op_select
-for _n in _names("flatten") + ["torch.flatten"]:
-    _OPS[_n] = _op_flatten
-for _n in _names("view", "reshape", "view_as", "reshape_as") + ["torch.reshape"]:
-    _OPS[_n] = _op_reshape
-for _n in _names("add", "add_", "__add__", "__radd__", "__iadd__") + ["torch.add"]:
-    _OPS[_n] = _op_add
-for _n in _names("sub", "sub_", "__sub__", "__isub__") + ["torch.sub"]:
-    _OPS[_n] = _op_sub
-for _n in _names("mul", "mul_", "__mul__", "__rmul__", "__imul__") + ["torch.mul"]:
-    _OPS[_n] = _op_mul
-for _n in _names("div", "div_", "__truediv__", "__itruediv__") + ["torch.div", "torch.true_divide"]:
-    _OPS[_n] = _op_div
-for _n in _names("neg", "__neg__") + ["torch.neg"]:
-    _OPS[_n] = _op_neg
+# ATen operator packets (all overloads, in-place variants listed apart) → handler.
+_OPS: dict[Any, Callable] = {
+    **dict.fromkeys(
+        (aten.alias, aten.clone, aten.detach, aten.detach_, aten._to_copy, aten.lift_fresh),
+        _op_alias,
+    ),
+    **dict.fromkeys((aten.view, aten._unsafe_view, aten.reshape), _op_reshape),
+    aten.select: _op_select,
+    aten.slice: _op_slice,
+    aten.squeeze: _op_squeeze,
+    aten.unsqueeze: _op_unsqueeze,
+    **dict.fromkeys((aten.add, aten.add_), _op_add),
+    **dict.fromkeys((aten.sub, aten.sub_), _op_sub),
+    **dict.fromkeys((aten.mul, aten.mul_), _op_mul),
+    **dict.fromkeys((aten.div, aten.div_), _op_div),
+    **dict.fromkeys((aten.neg, aten.neg_), _op_neg),
+}
 
 # Results that do not depend on the values of the activations (only on their shape).
 _CONSTANT_LIKE = {
-    "torch.full_like",
-    "torch.zeros_like",
-    "torch.ones_like",
-    "torch.empty_like",
-    *_names("new_zeros", "new_ones", "new_full", "new_empty"),
+    aten.full_like,
+    aten.zeros_like,
+    aten.ones_like,
+    aten.empty_like,
+    aten.new_zeros,
+    aten.new_ones,
+    aten.new_full,
+    aten.new_empty,
 }
 
 
@@ -839,40 +815,36 @@ def _identity(tr: _Tracer, m: nn.Module, path: str, v: _Val, output: Any) -> Non
 
 
 def _own(m: nn.Module, name: str, base: type) -> bool:
+    """Whether ``m``'s class redefines the method ``name`` of ``base``."""
     return getattr(type(m), name, None) is not getattr(base, name, None)
 
 
 def _neuron_params(m: nn.Module, where: str) -> tuple[Any, Optional[Tensor]]:
-    """``(threshold, gain)``; gain None when spikes are 0/1."""
-    from ..snntorch.neuron import S2Neuron
-    from ..spikingjelly.node import S2Node
+    """``(threshold, gain)`` of a single-step neuron of ours; gain None when spikes are 0/1.
 
-    has_membrane = callable(getattr(m, "membrane", None))
-    get = getattr(m, "get_threshold", None)
-    if isinstance(m, S2Neuron):
-        if m.inhibition:
+    Everything comes from the neuron's registry record
+    (:class:`~snn_singlestep.core.registry.NeuronKind`): why this instance has no export,
+    which methods define its firing rule, its threshold and its spike gain.
+
+    Raises:
+        ConversionError: the record refuses the instance (e.g. snnTorch inhibition), or its
+            class overrides a firing method of the registered class without a ``membrane``
+            method that would let the check below see its rule.
+    """
+    kind = registry.neuron_kind(m)
+    if kind is None or not kind.single_step:  # pragma: no cover - checked by the caller
+        raise ConversionError(f"{where} is not a single-step neuron")
+    reason = kind.export_refusal(m)
+    if reason:
+        raise ConversionError(f"{where}: {reason}")
+    if not callable(getattr(m, "membrane", None)):
+        overridden = [n for n in kind.firing_methods if _own(m, n, kind.cls)]
+        if overridden:
             raise ConversionError(
-                f"{where} uses inhibition (only the strongest neuron fires); no NIR node"
+                f"{where} overrides {', '.join(overridden)} of "
+                f"{registry.qualname(kind.cls)}; its firing rule is unknown"
             )
-        if m.state_quant:
-            raise ConversionError(f"{where} quantizes its state (state_quant); no NIR node")
-        if not has_membrane and _own(m, "forward", S2Neuron):
-            raise ConversionError(f"{where} overrides forward; its firing rule is unknown")
-        theta = get() if callable(get) else m.threshold
-        gain = m.graded_spikes_factor
-        gain = gain if isinstance(gain, Tensor) else torch.tensor(float(gain))
-        return theta, (None if bool((gain == 1).all()) else gain.detach())
-    if isinstance(m, S2Node):
-        if not has_membrane and any(
-            _own(m, n, S2Node) for n in ("_fire", "single_step_forward", "forward")
-        ):
-            raise ConversionError(f"{where} overrides forward; its firing rule is unknown")
-        return (get() if callable(get) else m.v_threshold), None
-    if isinstance(m, S2Cell):
-        if not has_membrane and _own(m, "forward", S2Cell):
-            raise ConversionError(f"{where} overrides forward; its firing rule is unknown")
-        return (get() if callable(get) else m.threshold), None
-    raise ConversionError(f"{where} is not a single-step neuron")  # pragma: no cover
+    return registry.threshold_of(m), kind.spike_gain(m)
 
 
 def _membrane_map(
@@ -963,7 +935,7 @@ def _neuron(tr: _Tracer, m: nn.Module, path: str, v: _Val, output: Any) -> None:
     )
     binary = True
     if gain is not None:
-        per_gain = _per_sample(gain.double(), tuple(x.shape), v.lead, "graded_spikes_factor", where)
+        per_gain = _per_sample(gain.double(), tuple(x.shape), v.lead, "spike gain", where)
         node = tr.add_node(
             "scale", [node], v.per, {"scale": per_gain}, base=f"{path}.gain", where=where
         )
@@ -991,7 +963,8 @@ _DROPOUTS = (
 
 
 def _leaf_handler(m: nn.Module) -> Optional[Callable]:
-    if isinstance(m, neuron_classes()):
+    kind = registry.neuron_kind(m)
+    if kind is not None and kind.single_step:
         return _neuron
     if isinstance(m, nn.Linear):
         return _linear

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..core import registry
 from ..core.functional import squeeze_time
+from ..core.validate import positive_int
 from ..errors import ConfigError
 from .preact import preact_resnet
 
@@ -89,6 +90,13 @@ def swap_neurons(net: nn.Module, framework: str) -> nn.Module:
     return net
 
 
+def _sizes(name: str, values: Sequence[int]) -> list[int]:
+    """A non-empty list of layer sizes, each an int >= 1 (named ``name[i]`` in errors)."""
+    if not values:
+        raise ConfigError(f"{name} must be a non-empty list of positive sizes, got {values!r}")
+    return [positive_int(f"{name}[{i}]", v) for i, v in enumerate(values)]
+
+
 class SingleStepMLP(nn.Module):
     r"""``Linear (no bias) → BatchNorm1d → S² neuron`` per hidden layer, then a membrane readout.
 
@@ -125,8 +133,9 @@ class SingleStepMLP(nn.Module):
         in_shape: Sequence[int] | None = None,
     ) -> None:
         _check_framework(framework)
-        if not hidden or any(int(h) < 1 for h in hidden):
-            raise ConfigError(f"hidden must be a non-empty list of positive sizes, got {hidden!r}")
+        positive_int("in_features", in_features)
+        positive_int("num_classes", num_classes)
+        hidden = _sizes("hidden", hidden)
         in_shape = (in_features,) if in_shape is None else tuple(int(d) for d in in_shape)
         if math.prod(in_shape) != in_features:
             raise ConfigError(
@@ -184,10 +193,8 @@ class SingleStepCNN(nn.Module):
         in_shape = tuple(int(d) for d in in_shape)
         if len(in_shape) != 3:
             raise ConfigError(f"in_shape must be (C, H, W), got {in_shape!r}")
-        if not channels or any(int(c) < 1 for c in channels):
-            raise ConfigError(
-                f"channels must be a non-empty list of positive sizes, got {channels!r}"
-            )
+        positive_int("num_classes", num_classes)
+        channels = _sizes("channels", channels)
         c, h, w = in_shape
         if min(h, w) < 2 ** len(channels):
             raise ConfigError(

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from ..core.functional import squeeze_time
 from ..core.modules import S2Cell
 from ..core.psp import PSPNorm2d
+from ..core.validate import choice, positive_int
 from ..errors import ConfigError
 
 __all__ = ["NORMS", "PreActBlock", "PreActBottleneck", "PreActResNet", "preact_resnet"]
@@ -31,13 +32,12 @@ NORMS = ("psp", "batch", "none")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
+    choice("norm", kind, NORMS)
     if kind == "psp":
         return PSPNorm2d(channels)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ConfigError(f"norm must be one of {NORMS}, got {kind!r}")
+    return nn.Identity()
 
 
 def _conv(in_ch: int, out_ch: int, kernel: int, stride: int, norm: str) -> nn.Conv2d:
@@ -45,7 +45,38 @@ def _conv(in_ch: int, out_ch: int, kernel: int, stride: int, norm: str) -> nn.Co
     return nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, bias=norm == "none")
 
 
-class PreActBlock(nn.Module):
+class _PreActUnits(nn.Module):
+    """``norm{i} → spike{i} → conv{i}`` units applied in sequence, plus a shortcut.
+
+    The shortcut (a strided 1×1 conv when the shape changes, else the identity) reads the
+    first unit's spikes, as in pre-activation ResNets.
+    """
+
+    def _build(self, convs, stride: int, norm: str, threshold: float) -> None:
+        """``convs``: ``(in, out, kernel, stride)`` per unit, the first input is the block's."""
+        for i, (cin, cout, kernel, s) in enumerate(convs, 1):
+            setattr(self, f"norm{i}", _norm(norm, cin))
+            setattr(self, f"spike{i}", S2Cell(threshold))
+            setattr(self, f"conv{i}", _conv(cin, cout, kernel, s, norm))
+        in_channels, out_channels = convs[0][0], convs[-1][1]
+        self.shortcut = (
+            _conv(in_channels, out_channels, 1, stride, norm)
+            if stride != 1 or in_channels != out_channels
+            else None
+        )
+        self.units = len(convs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = self.spike1(self.norm1(x))
+        identity = x if self.shortcut is None else self.shortcut(s)
+        out = self.conv1(s)
+        for i in range(2, self.units + 1):
+            spikes = getattr(self, f"spike{i}")(getattr(self, f"norm{i}")(out))
+            out = getattr(self, f"conv{i}")(spikes)
+        return out + identity
+
+
+class PreActBlock(_PreActUnits):
     """Basic pre-activation block: (norm → spike → 3×3 conv) × 2 + shortcut.
 
     Args:
@@ -60,27 +91,11 @@ class PreActBlock(nn.Module):
         norm: str = "psp", threshold: float = 1.0,
     ) -> None:
         super().__init__()
-        self.norm1 = _norm(norm, in_channels)
-        self.spike1 = S2Cell(threshold)
-        self.conv1 = _conv(in_channels, out_channels, 3, stride, norm)
-        self.norm2 = _norm(norm, out_channels)
-        self.spike2 = S2Cell(threshold)
-        self.conv2 = _conv(out_channels, out_channels, 3, 1, norm)
-        self.shortcut = (
-            _conv(in_channels, out_channels, 1, stride, norm)
-            if stride != 1 or in_channels != out_channels
-            else None
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        s = self.spike1(self.norm1(x))
-        identity = x if self.shortcut is None else self.shortcut(s)
-        out = self.conv1(s)
-        out = self.conv2(self.spike2(self.norm2(out)))
-        return out + identity
+        convs = [(in_channels, out_channels, 3, stride), (out_channels, out_channels, 3, 1)]
+        self._build(convs, stride, norm, threshold)
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(_PreActUnits):
     """Bottleneck pre-activation block: 1×1 → 3×3 → 1×1 convs, output ``4 × channels``."""
 
     expansion = 4
@@ -90,29 +105,12 @@ class PreActBottleneck(nn.Module):
         norm: str = "psp", threshold: float = 1.0,
     ) -> None:
         super().__init__()
-        out_channels = channels * self.expansion
-        self.norm1 = _norm(norm, in_channels)
-        self.spike1 = S2Cell(threshold)
-        self.conv1 = _conv(in_channels, channels, 1, 1, norm)
-        self.norm2 = _norm(norm, channels)
-        self.spike2 = S2Cell(threshold)
-        self.conv2 = _conv(channels, channels, 3, stride, norm)
-        self.norm3 = _norm(norm, channels)
-        self.spike3 = S2Cell(threshold)
-        self.conv3 = _conv(channels, out_channels, 1, 1, norm)
-        self.shortcut = (
-            _conv(in_channels, out_channels, 1, stride, norm)
-            if stride != 1 or in_channels != out_channels
-            else None
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        s = self.spike1(self.norm1(x))
-        identity = x if self.shortcut is None else self.shortcut(s)
-        out = self.conv1(s)
-        out = self.conv2(self.spike2(self.norm2(out)))
-        out = self.conv3(self.spike3(self.norm3(out)))
-        return out + identity
+        convs = [
+            (in_channels, channels, 1, 1),
+            (channels, channels, 3, stride),
+            (channels, channels * self.expansion, 1, 1),
+        ]
+        self._build(convs, stride, norm, threshold)
 
 
 class PreActResNet(nn.Module):
@@ -178,11 +176,9 @@ def preact_resnet(
         >>> net(torch.rand(2, 1, 8, 8)).shape
         torch.Size([2, 10])
     """
-    if norm not in NORMS:
-        raise ConfigError(f"norm must be one of {NORMS}, got {norm!r}")
+    choice("norm", norm, NORMS)
     for name, value in (("num_classes", num_classes), ("in_channels", in_channels), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        positive_int(name, value)
     per_block = 9 if bottleneck else 6
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < per_block + 2 or (depth - 2) % per_block:
         valid = ", ".join(str(per_block * n + 2) for n in ((3, 6, 12, 18) if bottleneck else (3, 5, 7, 9, 18)))

@@ -74,9 +74,6 @@ class S2Neuron(snntorch.Leaky):
         MembraneNoise(std=0.4)
     """
 
-    #: Marks neurons that honour ``noise`` (see :func:`~snn_singlestep.core.noise.set_noise_std`).
-    supports_membrane_noise = True
-
     def __init__(
         self,
         beta: Union[float, Tensor] = 1.0,

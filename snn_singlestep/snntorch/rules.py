@@ -7,23 +7,11 @@ surrogate. The converted neuron keeps the source's call signature, return values
 ``state_dict`` keys, so the surrounding forward code and existing checkpoints keep working;
 the hidden state it returns is that of the first step, and state passed in is ignored.
 
-First step of the source neurons (snnTorch 1.0.0 code, all states zero, :math:`\theta \ge 0`,
-so the reset term :math:`R\,U_{thr}` of the first step is 0):
-
-=================  ==========================================================  ===============
-source             first-step membrane :math:`v_1`                             returns
-=================  ==========================================================  ===============
-``Leaky``          :math:`v_1 = \beta\cdot 0 + I = I`                           ``spk, mem``
-``Synaptic``       :math:`syn_1 = I,\; v_1 = syn_1 = I`                         ``spk, syn, mem``
-``RLeaky``         :math:`v_1 = I + V(0)` (recurrent bias, 0 for one-to-one)    ``spk, mem``
-``RSynaptic``      :math:`syn_1 = I + V(0),\; v_1 = syn_1`                      ``spk, syn, mem``
-``Lapicque``       :math:`v_1 = I\,R\,\frac{1}{RC}\,\Delta t`                   ``spk, mem``
-``StateLeaky``     :math:`v_1 = e^{-0/\tau} I = I` (``[1, B, C]`` or ``[B, C]``)  ``spk, mem``
-``LinearLeaky``    :math:`v_1 = W x + b`                                         ``spk, mem``
-=================  ==========================================================  ===============
-
-and the spike is :math:`s_1 = H(v_1 - \theta)\cdot g` (:math:`g` = ``graded_spikes_factor``;
-``StateLeaky`` multiplies by :math:`g` twice, as its own forward does). With
+Each rule function below (``_leaky``, ``_synaptic``, …) states in its docstring the source's
+first time step (snnTorch 1.0.0 code, all states zero, :math:`\theta \ge 0`, so the reset term
+of the first step is 0): that docstring is the one place the equation is written; reports show
+it and ``docs/collapse.md`` renders the table from :func:`~snn_singlestep.list_rules`. The spike
+is :math:`s_1 = H(v_1 - \theta)\cdot g` (:math:`g` = ``graded_spikes_factor``). With
 ``reset_delay=False`` the returned membrane is reset after the spike
 (:math:`v_1 - s\,\theta` or :math:`v_1 - s\,v_1`), as in the source. ``state_quant`` is applied
 where the source applies it (to the state, and again inside ``fire``).
@@ -92,11 +80,30 @@ def _move_like(new: nn.Module, src: nn.Module) -> nn.Module:
 class CollapsedLeaky(S2Neuron):
     r"""First time step of an snnTorch ``Leaky`` from its reset state, as a single-step neuron.
 
-    :math:`v = I`, :math:`s = H(v - \theta)\cdot g` with the S² surrogate (see the module
-    docstring for the derivation from ``Leaky``'s code). Same arguments, return values and
-    ``state_dict`` keys as ``Leaky``; ``mem`` passed in is ignored (every call is the first
-    step). Built by :func:`collapse`; construct it like ``S2Neuron``.
+    Fires with the S² surrogate (equation: its rule, docs/collapse.md). Same arguments,
+    return values and ``state_dict`` keys as ``Leaky``; ``mem`` passed in is ignored (every
+    call is the first step). Built by :func:`~snn_singlestep.collapse`; construct it like
+    ``S2Neuron``.
+
+    Membrane noise (``noise``, set by ``noise_std=`` or
+    :func:`~snn_singlestep.core.noise.set_noise_std`) works as in ``S2Neuron``: in
+    ``train()`` mode :math:`\sigma\varepsilon` is added to :math:`v_1` before the threshold
+    (and the returned ``mem`` includes it); in ``eval()`` mode the neuron is the exact,
+    deterministic first step. :meth:`membrane` is always noiseless (calibration).
     """
+
+    def _fire_noisy(self, v: Tensor) -> tuple[Tensor, Tensor, bool]:
+        r"""``(binary_spike, v_fired, noisy)``: :math:`H(v + \sigma\varepsilon - \theta)`.
+
+        The noise is drawn as ``S2Neuron.forward`` draws it (train mode only); ``v_fired`` is
+        the membrane compared with the threshold (``v`` itself without noise).
+        """
+        from ..core.functional import s2_neuron_step
+        from ..core.noise import noise_kwargs
+
+        noise = noise_kwargs(getattr(self, "noise", None), self.training, v)
+        binary, v_fired = s2_neuron_step(v, self.threshold, self.spike_grad, **noise)
+        return binary, v_fired, bool(noise)
 
     def _membrane(self, input_: Tensor) -> Tensor:
         return input_
@@ -109,11 +116,16 @@ class CollapsedLeaky(S2Neuron):
         if self.state_quant:
             v = self.state_quant(v)
         if self.inhibition:
+            _, v_fired, noisy = self._fire_noisy(v)
+            if noisy:
+                v = v_fired  # as S2Neuron: inhibition compares the noisy membrane
             spk = self.fire_inhibition(v.size(0), v)
             binary = spk
         else:
             vq = self.state_quant(v) if self.state_quant else v  # snnTorch's fire() quantizes again
-            binary = self.spike_grad(vq - self.threshold)
+            binary, v_fired, noisy = self._fire_noisy(vq)
+            if noisy:
+                v = v_fired  # the returned membrane includes the noise, as S2Neuron's does
             spk = binary * self.graded_spikes_factor
         mem = v
         if reset_delay is None:
@@ -155,7 +167,7 @@ class CollapsedLeaky(S2Neuron):
 
 
 class CollapsedLapicque(CollapsedLeaky):
-    r"""First step of ``snntorch.Lapicque``: :math:`v_1 = I\,R\,\frac{1}{RC}\,\Delta t`.
+    r"""First step of ``snntorch.Lapicque`` (equation: its rule, docs/collapse.md).
 
     Keeps the buffers ``R``, ``C`` and ``time_step`` of the source (same ``state_dict``
     keys) and computes :math:`v_1` with the source's own expression.
@@ -166,7 +178,7 @@ class CollapsedLapicque(CollapsedLeaky):
 
 
 class CollapsedSynaptic(CollapsedLeaky):
-    r"""First step of ``snntorch.Synaptic``: :math:`syn_1 = I`, :math:`v_1 = syn_1`.
+    r"""First step of ``snntorch.Synaptic`` (equation: its rule, docs/collapse.md).
 
     Returns ``(spk, syn, mem)`` like ``Synaptic`` (or ``spk`` with ``init_hidden=True``);
     keeps the ``alpha`` buffer/parameter. ``reset_mem`` / ``init_synaptic`` return zero
@@ -212,7 +224,7 @@ def _recurrent_at_zero(recurrent: nn.Module, like: Tensor) -> Optional[Tensor]:
 
 
 class CollapsedRLeaky(CollapsedLeaky):
-    r"""First step of ``snntorch.RLeaky``: :math:`v_1 = I + V(s_0)` with :math:`s_0 = 0`.
+    r"""First step of ``snntorch.RLeaky`` (equation: its rule, docs/collapse.md).
 
     :math:`V(0)` is the bias of the recurrent ``Linear``/``Conv2d`` (0 for one-to-one
     recurrence), so the recurrent bias stays learnable. Keeps the ``recurrent`` module and
@@ -240,7 +252,7 @@ class CollapsedRLeaky(CollapsedLeaky):
 
 
 class CollapsedRSynaptic(CollapsedRLeaky):
-    r"""First step of ``snntorch.RSynaptic``: :math:`syn_1 = I + V(0)`, :math:`v_1 = syn_1`.
+    r"""First step of ``snntorch.RSynaptic`` (equation: its rule, docs/collapse.md).
 
     ``reset_delay`` does not change the returned membrane, as in ``RSynaptic`` (whose
     delayed-reset branch edits a local copy). Returns ``(spk, syn, mem)`` or ``spk``.
@@ -297,7 +309,8 @@ class CollapsedStateLeaky(CollapsedLeaky):
     is ``fire(v_1) * g``, i.e. :math:`H(v_1 - \theta)\,g^2` as in the source. Input is
     ``[1, B, C]`` (the source's layout, kept in the output) or ``[B, C]``; ``T > 1`` raises
     :class:`~snn_singlestep.errors.ShapeError`. Returns ``(spk, mem)``, or ``mem`` when the
-    source had ``output=False``. ``tau`` is kept (it gets no gradient at T=1).
+    source had ``output=False``. ``tau`` is kept (it gets no gradient at T=1). Membrane
+    noise as in :class:`CollapsedLeaky` (none with ``output=False``: there is no threshold).
     """
 
     def _membrane(self, input_: Tensor) -> Tensor:
@@ -317,9 +330,12 @@ class CollapsedStateLeaky(CollapsedLeaky):
         if self.state_quant:
             mem = self.state_quant(mem)
         if not self.output:
-            return mem
+            return mem  # no threshold, so no membrane noise either
         vq = self.state_quant(mem) if self.state_quant else mem
-        spk = self.spike_grad(vq - self.threshold) * self.graded_spikes_factor
+        binary, v_fired, noisy = self._fire_noisy(vq)
+        if noisy:
+            mem = v_fired
+        spk = binary * self.graded_spikes_factor
         spk = (spk * self.graded_spikes_factor).to(input_.dtype)
         return spk, mem
 
@@ -411,7 +427,7 @@ def _lapicque(m: snntorch.Lapicque, ctx) -> CollapsedLapicque:
 
 
 def _recurrent(cls):
-    def rule(m, ctx):
+    def rule(m: nn.Module, ctx: registry.RuleContext):
         new = _build(cls, m, ctx)
         names = ["V"] if ("V" in m._parameters or "V" in m._buffers) else []
         _copy_state(new, m, names + (["alpha"] if cls is CollapsedRSynaptic else []))
@@ -419,6 +435,7 @@ def _recurrent(cls):
         new.all_to_all = m.all_to_all
         return new
 
+    rule.__annotations__["return"] = cls  # the class it builds (docs/collapse.md reads it)
     return rule
 
 
@@ -460,49 +477,46 @@ def _alpha(m: snntorch.Alpha, ctx) -> CollapsedAlpha:
     return new
 
 
+def _not_a_threshold(what: str) -> str:
+    return f"{what}: its first step is not a threshold on a linear function of its input"
+
+
 def _register_rules() -> None:
-    reg = registry.register_rule
+    """The snnTorch rule table: neuron rules, then documented refusals."""
     fw = "snntorch"
-    reg(S2Neuron, registry.keep_rule, kind="keep", framework=fw, inherit=True)
-    reg(snntorch.Leaky, _leaky, framework=fw)
-    reg(snntorch.Synaptic, _synaptic, framework=fw)
-    reg(snntorch.Lapicque, _lapicque, framework=fw)
-    reg(snntorch.RLeaky, _rleaky, framework=fw)
-    reg(snntorch.RSynaptic, _rsynaptic, framework=fw)
-    reg(snntorch.StateLeaky, _state_leaky, framework=fw)
-    reg(snntorch.LinearLeaky, _state_leaky, framework=fw)
-    reg(snntorch.Alpha, _alpha, framework=fw, exact=False)
-    reg(
-        snntorch.DeltaLeaky,
-        registry.refuse_rule(
-            "snntorch.DeltaLeaky fires on |Δmem| >= delta_threshold: its first step is "
-            "H(|I| - δ), two thresholds on the input, not one"
+    registry.register_rule(S2Neuron, registry.keep_rule, kind="keep", framework=fw, inherit=True)
+    neurons = {
+        snntorch.Leaky: _leaky,
+        snntorch.Synaptic: _synaptic,
+        snntorch.Lapicque: _lapicque,
+        snntorch.RLeaky: _rleaky,
+        snntorch.RSynaptic: _rsynaptic,
+        snntorch.StateLeaky: _state_leaky,
+        snntorch.LinearLeaky: _state_leaky,
+    }
+    for cls, fn in neurons.items():
+        registry.register_rule(cls, fn, framework=fw)
+    registry.register_rule(snntorch.Alpha, _alpha, framework=fw, exact=False)
+    refusals = {
+        snntorch.DeltaLeaky: "snntorch.DeltaLeaky fires on |Δmem| >= delta_threshold: its first "
+        "step is H(|I| - δ), two thresholds on the input, not one",
+        snntorch.SLSTM: _not_a_threshold(
+            "snntorch.SLSTM is an LSTM cell (mem = o·tanh(c), nonlinear in the input)"
         ),
-        kind="refuse",
-        framework=fw,
-    )
-    for cls, what in (
-        (snntorch.SLSTM, "an LSTM cell (mem = o·tanh(c), nonlinear in the input)"),
-        (snntorch.SConv2dLSTM, "a convolutional LSTM cell (nonlinear in the input)"),
-        (
-            snntorch.AssociativeLeaky,
-            "an associative memory (outer product of two projections of the input, quadratic)",
+        snntorch.SConv2dLSTM: _not_a_threshold(
+            "snntorch.SConv2dLSTM is a convolutional LSTM cell (nonlinear in the input)"
         ),
-        (
-            LeakyParallel,
-            "an nn.RNN layer with built-in weights over a [T, B, F] sequence; rebuild it as "
-            "nn.Linear + S2Neuron",
+        snntorch.AssociativeLeaky: _not_a_threshold(
+            "snntorch.AssociativeLeaky is an associative memory (outer product of two "
+            "projections of the input, quadratic)"
         ),
-    ):
-        reg(
-            cls,
-            registry.refuse_rule(
-                f"{cls.__module__.split('.')[0]}.{cls.__name__} is {what}: its first step is "
-                "not a threshold on a linear function of its input"
-            ),
-            kind="refuse",
-            framework=fw,
-        )
+        LeakyParallel: _not_a_threshold(
+            "snntorch.LeakyParallel is an nn.RNN layer with built-in weights over a [T, B, F] "
+            "sequence; rebuild it as nn.Linear + S2Neuron"
+        ),
+    }
+    for cls, reason in refusals.items():
+        registry.register_rule(cls, registry.refuse_rule(reason), kind="refuse", framework=fw)
 
 
 _register_rules()

@@ -9,7 +9,7 @@ from spikingjelly.activation_based import neuron
 from torch import Tensor
 
 from ..core import registry
-from ..core.validate import flag, real_number, threshold_tensor
+from ..core.validate import STEP_MODES, choice, flag, real_number, threshold_tensor
 from ..core.functional import s2_neuron_step
 from ..core.ifconvert import MAPPINGS, if_conversion_params, if_drive, if_step
 from ..core.noise import MembraneNoise, as_membrane_noise, noise_kwargs
@@ -54,9 +54,6 @@ class S2Node(neuron.BaseNode):
         MembraneNoise(std=0.4)
     """
 
-    #: Marks neurons that honour ``noise`` (see :func:`~snn_singlestep.core.noise.set_noise_std`).
-    supports_membrane_noise = True
-
     def __init__(
         self,
         v_threshold: float = 1.0,
@@ -73,8 +70,7 @@ class S2Node(neuron.BaseNode):
             v_reset = real_number("v_reset", v_reset)
         flag("detach_reset", detach_reset)
         flag("store_v_seq", store_v_seq)
-        if step_mode not in ("s", "m"):
-            raise ConfigError(f"step_mode must be 's' or 'm', got {step_mode!r}")
+        choice("step_mode", step_mode, STEP_MODES)
         noise = as_membrane_noise(noise_std)
         if surrogate_function is None:
             surrogate_function = ReducedS2()
@@ -158,8 +154,7 @@ class ConvertedIFNode(neuron.BaseNode):
         noise_std = real_number("noise_std", noise_std)
         _, _, v_init = if_conversion_params(theta, noise_std, mapping)
         flag("store_v_seq", store_v_seq)
-        if step_mode not in ("s", "m"):
-            raise ConfigError(f"step_mode must be 's' or 'm', got {step_mode!r}")
+        choice("step_mode", step_mode, STEP_MODES)
         if surrogate_function is None:
             surrogate_function = ReducedS2()
         elif not callable(surrogate_function):

@@ -8,7 +8,8 @@ from spikingjelly.activation_based import base
 from torch import Tensor
 
 from ..core import psp
-from ..errors import ConfigError, ShapeError
+from ..core.validate import STEP_MODES, choice
+from ..errors import ShapeError
 
 __all__ = ["PSPNorm1d", "PSPNorm2d"]
 
@@ -20,9 +21,12 @@ class _StepPSP(base.StepModule):
     ``layer.BatchNorm2d`` does in 'm' mode.
     """
 
-    def _init_step_mode(self, step_mode: str) -> None:
-        if step_mode not in ("s", "m"):
-            raise ConfigError(f"step_mode must be 's' or 'm', got {step_mode!r}")
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
+        affine: bool = True, track_running_stats: bool = True, step_mode: str = "s",
+    ) -> None:
+        choice("step_mode", step_mode, STEP_MODES)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
         self.step_mode = step_mode
 
     def forward(self, x: Tensor) -> Tensor:
@@ -50,13 +54,6 @@ class PSPNorm1d(_StepPSP, psp.PSPNorm1d):
         torch.Size([3, 2, 4])
     """
 
-    def __init__(
-        self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
-        affine: bool = True, track_running_stats: bool = True, step_mode: str = "s",
-    ) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats)
-        self._init_step_mode(step_mode)
-
 
 class PSPNorm2d(_StepPSP, psp.PSPNorm2d):
     """:class:`snn_singlestep.core.psp.PSPNorm2d` with SpikingJelly's ``step_mode``.
@@ -69,10 +66,3 @@ class PSPNorm2d(_StepPSP, psp.PSPNorm2d):
         >>> norm(torch.randn(4, 2, 3, 5, 5)).shape
         torch.Size([4, 2, 3, 5, 5])
     """
-
-    def __init__(
-        self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
-        affine: bool = True, track_running_stats: bool = True, step_mode: str = "s",
-    ) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats)
-        self._init_step_mode(step_mode)

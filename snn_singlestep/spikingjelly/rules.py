@@ -4,29 +4,10 @@ Neurons are replaced by subclasses of :class:`~snn_singlestep.spikingjelly.S2Nod
 compute the *first time step of the source node from its reset state* with the source's
 own arithmetic, then fire with the S² surrogate: :math:`s = H(h_1 - V_{th})`. The initial
 membrane is :math:`v_0 = V_{reset}` (0 when ``v_reset=None``), as ``BaseNode`` registers it.
-First-step charge :math:`h_1` (SpikingJelly 2.0.0 code, ``_ops/*/reference.py``):
-
-========================  ===================================================================
-source                    :math:`h_1`
-========================  ===================================================================
-``IFNode``                :math:`v_0 + x`
-``LIFNode``               ``decay_input``: :math:`v_0 + (x - (v_0 - v_0))/\tau = v_0 + x/\tau`;
-                          else :math:`v_0 - (v_0 - v_0)/\tau + x = v_0 + x`
-``ParametricLIFNode``     as LIF with :math:`1/\tau = \sigma(w)`: :math:`v_0 + x\,\sigma(w)`
-                          (``w`` stays a learnable parameter) or :math:`v_0 + x`
-``QIFNode``               :math:`v_0 + (x + a_0 (v_0 - v_{rest})(v_0 - v_c))/\tau`
-``EIFNode``               :math:`v_0 + (x + v_{rest} - v_0 + E)/\tau` with
-                          :math:`E = \Delta_T e^{(v_0-\theta_{rh})/\Delta_T}`
-``IzhikevichNode``        :math:`v_0 + (x + a_0 (v_0 - v_{rest})(v_0 - v_c) - w_{rest})/\tau`
-``KLIFNode``              :math:`\mathrm{ReLU}(k\,h_1^{LIF})` (``k`` stays learnable)
-``CUBALIFNode``           :math:`v_0\,d_v + (0\cdot d_c + x)`
-``ComplementaryLIFNode``  :math:`0 - 0/\tau + x = x`
-``HalfThresholdIFNode``   :math:`V_{th}/2 + x`
-``SimpleIFNode``          :math:`0 + x`
-``SimpleLIFNode``         :math:`(V_{reset} + x)/\tau` or :math:`V_{reset}/\tau + x` (starts at 0)
-``OTTTLIFNode``,          as ``LIFNode`` (at T=1 the trace equals the spike, so the online
-``SLTTLIFNode``           gradient routing of OTTT is replaced by plain backprop)
-========================  ===================================================================
+Each rule function below (``_if``, ``_lif``, …) states the source's first-step charge
+:math:`h_1` (SpikingJelly 2.0.0 code, ``_ops/*/reference.py``) in its docstring: that docstring
+is the one place the equation is written; reports show it and ``docs/collapse.md`` renders the
+table from :func:`~snn_singlestep.list_rules`.
 
 Every :math:`h_1` is an affine function of :math:`x` (``KLIFNode``: of :math:`x` through a
 ReLU, which does not move the threshold for :math:`V_{th} > 0`), so the converted forward
@@ -56,6 +37,7 @@ from spikingjelly.activation_based import surrogate as sj_surrogate
 from torch import Tensor, nn
 
 from ..core import registry
+from ..core.registry import RuleContext
 from ..core.functional import s2_neuron_step
 from ..errors import ConversionError
 from .node import S2Node
@@ -96,6 +78,10 @@ class CollapsedNode(S2Node):
         surrogate_function: default :class:`~snn_singlestep.spikingjelly.ReducedS2`.
         step_mode: ``'s'`` or ``'m'``. store_v_seq: record :math:`h_1` in ``v_seq``.
         source: name of the source class (shown in ``repr``).
+        noise_std: (keyword-only) membrane noise as in :class:`S2Node`: in ``train()``
+            mode :math:`\sigma\varepsilon` is added to :math:`h_1` before the threshold
+            (``v_seq`` records the noiseless :math:`h_1`); ``eval()`` is the exact,
+            deterministic first step. :meth:`membrane` is always noiseless (calibration).
     """
 
     def __init__(
@@ -106,6 +92,8 @@ class CollapsedNode(S2Node):
         step_mode: str = "s",
         store_v_seq: bool = False,
         source: str = "",
+        *,
+        noise_std=0.0,
     ) -> None:
         super().__init__(
             v_threshold=float(v_threshold),
@@ -114,6 +102,7 @@ class CollapsedNode(S2Node):
             detach_reset=False,
             step_mode=step_mode,
             store_v_seq=store_v_seq,
+            noise_std=noise_std,
         )
         self.source = source
 
@@ -139,8 +128,12 @@ class CollapsedNode(S2Node):
             self.register_buffer("v_threshold_calibrated", value.detach().clone())
 
     def _step(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(spike, h_1)``: the first step, with membrane noise on :math:`h_1` in train mode."""
+        from ..core.noise import noise_kwargs
+
         h = self.membrane(x)
-        spike, _ = s2_neuron_step(h, self.get_threshold(), self.surrogate_function)
+        noise = noise_kwargs(getattr(self, "noise", None), self.training, h)
+        spike, _ = s2_neuron_step(h, self.get_threshold(), self.surrogate_function, **noise)
         return spike.to(x.dtype), h
 
     def single_step_forward(self, x: Tensor, *args, **kwargs) -> Tensor:
@@ -173,7 +166,7 @@ class CollapsedNode(S2Node):
 
 
 class CollapsedIFNode(CollapsedNode):
-    r"""First step of an integrate-and-fire node: :math:`h_1 = v_0 + x`.
+    r"""First step of an integrate-and-fire node (equation: its rule, docs/collapse.md).
 
     Used for ``IFNode``, ``LIFNode(decay_input=False)``, ``ComplementaryLIFNode``,
     ``HalfThresholdIFNode`` (:math:`v_0 = V_{th}/2`) and ``SimpleIFNode`` (:math:`v_0 = 0`).
@@ -208,7 +201,7 @@ class CollapsedIFNode(CollapsedNode):
 
 
 class CollapsedLIFNode(CollapsedNode):
-    r"""First step of ``LIFNode``: :math:`h_1 = v_0 + x/\tau` (``decay_input``) or :math:`v_0 + x`.
+    r"""First step of ``LIFNode`` (equation: its rule, docs/collapse.md).
 
     From SpikingJelly's charge :math:`h = v + (x - (v - v_r))/\tau` with :math:`v = v_0 = v_r`.
 
@@ -236,9 +229,9 @@ class CollapsedLIFNode(CollapsedNode):
 
 
 class CollapsedSimpleLIFNode(CollapsedNode):
-    r"""First step of ``SimpleLIFNode`` (membrane starts at 0, charges towards ``v_reset``).
+    r"""First step of ``SimpleLIFNode`` (equation: its rule, docs/collapse.md).
 
-    :math:`h_1 = (V_{reset} + x)/\tau` with ``decay_input``, else :math:`V_{reset}/\tau + x`.
+    The membrane starts at 0 and charges towards ``v_reset``.
     """
 
     def __init__(self, *args, tau: float = 2.0, decay_input: bool = True, **kwargs) -> None:
@@ -254,7 +247,7 @@ class CollapsedSimpleLIFNode(CollapsedNode):
 
 
 class CollapsedParametricLIFNode(CollapsedNode):
-    r"""First step of ``ParametricLIFNode``: :math:`h_1 = v_0 + x\,\sigma(w)` or :math:`v_0 + x`.
+    r"""First step of ``ParametricLIFNode`` (equation: its rule, docs/collapse.md).
 
     Keeps the learnable parameter ``w`` (same ``state_dict`` key; :math:`1/\tau = \sigma(w)`),
     which gets a gradient through :math:`x\,\sigma(w)` when ``decay_input=True``.
@@ -279,7 +272,7 @@ class CollapsedParametricLIFNode(CollapsedNode):
 
 
 class CollapsedKLIFNode(CollapsedLIFNode):
-    r"""First step of ``KLIFNode``: :math:`h_1 = \mathrm{ReLU}(k\,h_1^{LIF})`, ``k`` learnable."""
+    r"""First step of ``KLIFNode``, ``k`` learnable (equation: its rule, docs/collapse.md)."""
 
     def __init__(self, *args, scale_reset: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -304,9 +297,7 @@ class _FullStateNode(CollapsedNode):
 
 
 class CollapsedQIFNode(_FullStateNode):
-    r"""First step of ``QIFNode``.
-
-    :math:`h_1 = v_0 + (x + a_0 (v_0 - v_{rest})(v_0 - v_c))/\tau`.
+    r"""First step of ``QIFNode`` (equation: its rule, docs/collapse.md).
     """
 
     def __init__(self, *args, tau=2.0, v_c=0.8, a0=1.0, v_rest=0.0, **kwargs) -> None:
@@ -319,9 +310,7 @@ class CollapsedQIFNode(_FullStateNode):
 
 
 class CollapsedEIFNode(_FullStateNode):
-    r"""First step of ``EIFNode``.
-
-    :math:`h_1 = v_0 + (x + v_{rest} - v_0 + \Delta_T e^{(v_0-\theta_{rh})/\Delta_T})/\tau`.
+    r"""First step of ``EIFNode`` (equation: its rule, docs/collapse.md).
     """
 
     def __init__(self, *args, tau=2.0, delta_T=1.0, theta_rh=0.8, v_rest=0.0, **kwargs) -> None:
@@ -336,9 +325,7 @@ class CollapsedEIFNode(_FullStateNode):
 
 
 class CollapsedIzhikevichNode(_FullStateNode):
-    r"""First step of ``IzhikevichNode``.
-
-    :math:`h_1 = v_0 + (x + a_0 (v_0 - v_{rest})(v_0 - v_c) - w_{rest})/\tau`.
+    r"""First step of ``IzhikevichNode`` (equation: its rule, docs/collapse.md).
     """
 
     def __init__(self, *args, tau=2.0, v_c=0.8, a0=1.0, v_rest=-0.1, w_rest=0.0, **kwargs) -> None:
@@ -353,7 +340,7 @@ class CollapsedIzhikevichNode(_FullStateNode):
 
 
 class CollapsedCUBALIFNode(_FullStateNode):
-    r"""First step of ``CUBALIFNode``: :math:`c_1 = 0\cdot d_c + x`, :math:`h_1 = v_0 d_v + c_1`."""
+    r"""First step of ``CUBALIFNode`` (equation: its rule, docs/collapse.md)."""
 
     def __init__(self, *args, c_decay=0.5, v_decay=0.75, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -524,26 +511,26 @@ def _finish(new: nn.Module, m: nn.Module) -> nn.Module:
     return new
 
 
-def _if(m, ctx):
+def _if(m: nn.Module, ctx: RuleContext) -> CollapsedIFNode:
     """h₁ = v₀ + x (v₀ = v_reset, or 0 if None). Exact."""
     _check_float_threshold(m)
     return _finish(CollapsedIFNode(**_common(m, ctx)), m)
 
 
-def _lif(m, ctx):
+def _lif(m: nn.Module, ctx: RuleContext) -> CollapsedLIFNode:
     """h₁ = v₀ + x/τ (decay_input) or v₀ + x. Exact."""
     _check_float_threshold(m)
     return _finish(CollapsedLIFNode(**_common(m, ctx), tau=m.tau, decay_input=m.decay_input), m)
 
 
-def _online_lif(m, ctx):
+def _online_lif(m: nn.Module, ctx: RuleContext) -> CollapsedLIFNode:
     """As LIFNode; at T=1 the OTTT trace equals the spike, the node returns spikes only.
     Exact forward."""
     ctx.note(f"{type(m).__name__}: online (trace) gradient replaced by plain backprop at T=1")
     return _lif(m, ctx)
 
 
-def _plif(m, ctx):
+def _plif(m: nn.Module, ctx: RuleContext) -> CollapsedParametricLIFNode:
     """h₁ = v₀ + x·σ(w) (decay_input) or v₀ + x; w kept learnable. Exact."""
     _check_float_threshold(m)
     new = CollapsedParametricLIFNode(**_common(m, ctx), decay_input=m.decay_input)
@@ -553,7 +540,7 @@ def _plif(m, ctx):
     return _finish(new, m)
 
 
-def _klif(m, ctx):
+def _klif(m: nn.Module, ctx: RuleContext) -> CollapsedKLIFNode:
     """h₁ = ReLU(k·h₁ᴸᴵᶠ); k kept learnable. Exact."""
     _check_float_threshold(m)
     if m.v_threshold <= 0:
@@ -565,7 +552,7 @@ def _klif(m, ctx):
     return _finish(new, m)
 
 
-def _qif(m, ctx):
+def _qif(m: nn.Module, ctx: RuleContext) -> CollapsedQIFNode:
     """h₁ = v₀ + (x + a₀(v₀ − v_rest)(v₀ − v_c))/τ. Exact."""
     _check_float_threshold(m)
     return _finish(
@@ -573,7 +560,7 @@ def _qif(m, ctx):
     )
 
 
-def _eif(m, ctx):
+def _eif(m: nn.Module, ctx: RuleContext) -> CollapsedEIFNode:
     """h₁ = v₀ + (x + v_rest − v₀ + Δ_T·exp((v₀ − θ_rh)/Δ_T))/τ. Exact."""
     _check_float_threshold(m)
     return _finish(
@@ -584,7 +571,7 @@ def _eif(m, ctx):
     )
 
 
-def _izhikevich(m, ctx):
+def _izhikevich(m: nn.Module, ctx: RuleContext) -> CollapsedIzhikevichNode:
     """h₁ = v₀ + (x + a₀(v₀ − v_rest)(v₀ − v_c) − w_rest)/τ. Exact."""
     _check_float_threshold(m)
     return _finish(
@@ -595,13 +582,13 @@ def _izhikevich(m, ctx):
     )
 
 
-def _cubalif(m, ctx):
+def _cubalif(m: nn.Module, ctx: RuleContext) -> CollapsedCUBALIFNode:
     """c₁ = x, h₁ = v₀·d_v + c₁. Exact."""
     _check_float_threshold(m)
     return _finish(CollapsedCUBALIFNode(**_common(m, ctx), c_decay=m.c_decay, v_decay=m.v_decay), m)
 
 
-def _clif(m, ctx):
+def _clif(m: nn.Module, ctx: RuleContext) -> CollapsedIFNode:
     """h₁ = 0 − 0/τ + x = x (the complementary state only shapes later resets). Exact."""
     _check_float_threshold(m)
     kw = _common(m, ctx)
@@ -609,20 +596,20 @@ def _clif(m, ctx):
     return _finish(CollapsedIFNode(**kw, v_init=0.0), m)
 
 
-def _half_threshold_if(m, ctx):
+def _half_threshold_if(m: nn.Module, ctx: RuleContext) -> CollapsedIFNode:
     """h₁ = V_th/2 + x (the node starts half-way to threshold). Exact."""
     _check_float_threshold(m)
     return _finish(CollapsedIFNode(**_common(m, ctx), v_init=m.v_threshold / 2.0), m)
 
 
-def _simple_if(m, ctx):
+def _simple_if(m: nn.Module, ctx: RuleContext) -> CollapsedIFNode:
     """h₁ = 0 + x (SimpleBaseNode starts at v = 0). Exact."""
     kw = _common(m, ctx)
     kw["store_v_seq"] = False
     return _finish(CollapsedIFNode(**kw, v_init=0.0), m)
 
 
-def _simple_lif(m, ctx):
+def _simple_lif(m: nn.Module, ctx: RuleContext) -> CollapsedSimpleLIFNode:
     """h₁ = (V_reset + x)/τ (decay_input) or V_reset/τ + x (starts at v = 0). Exact."""
     kw = _common(m, ctx)
     kw["store_v_seq"] = False
@@ -630,7 +617,7 @@ def _simple_lif(m, ctx):
 
 
 def _non_spiking(tau_attr: Optional[str]):
-    def rule(m, ctx):
+    def rule(m: nn.Module, ctx: RuleContext) -> CollapsedNonSpikingNode:
         if ctx.step_mode == "m":
             return m  # inside a time-structured model: runs as it is with T=1
         return CollapsedNonSpikingNode(
@@ -643,7 +630,7 @@ def _non_spiking(tau_attr: Optional[str]):
     return rule
 
 
-def _single_step_container(m, ctx):
+def _single_step_container(m: nn.Module, ctx: RuleContext) -> SingleStepSequential:
     """Same children run as nn.Sequential on [B, ...] (keys unchanged). Exact."""
     if ctx.step_mode == "m":
         return m  # inside a time-structured model it handles [1, B, ...] as it is
@@ -663,81 +650,99 @@ def _time_axis_model(m, ctx):
     return m
 
 
+_STATEFUL_NOTE = "stateful layer: reset before every call (each call is its first step). Exact."
+_MULTISTEP_NOTE = "multi-step-only layer: called on x.unsqueeze(0), returns y[0]. Exact."
+_TERNARY = "emits ternary spikes (-1, 0, +1): two thresholds, not one"
+
+
 def _register_rules() -> None:
-    reg = registry.register_rule
+    """The SpikingJelly rule table: neurons, refusals, containers and layers."""
     fw = "spikingjelly"
-    reg(S2Node, registry.keep_rule, kind="keep", framework=fw, inherit=True)
-    reg(neuron.IFNode, _if, framework=fw)
-    reg(neuron.LIFNode, _lif, framework=fw)
-    reg(neuron.OTTTLIFNode, _online_lif, framework=fw)
-    reg(neuron.SLTTLIFNode, _online_lif, framework=fw)
-    reg(neuron.ParametricLIFNode, _plif, framework=fw)
-    reg(neuron.QIFNode, _qif, framework=fw)
-    reg(neuron.EIFNode, _eif, framework=fw)
-    reg(neuron.IzhikevichNode, _izhikevich, framework=fw)
-    reg(neuron.KLIFNode, _klif, framework=fw)
-    reg(neuron.CUBALIFNode, _cubalif, framework=fw)
-    reg(neuron.ComplementaryLIFNode, _clif, framework=fw)
-    reg(neuron.HalfThresholdIFNode, _half_threshold_if, framework=fw)
-    reg(neuron.SimpleIFNode, _simple_if, framework=fw)
-    reg(neuron.SimpleLIFNode, _simple_lif, framework=fw)
-    reg(neuron.NonSpikingIFNode, _non_spiking(None), kind="layer", framework=fw)
-    reg(neuron.NonSpikingLIFNode, _non_spiking("tau"), kind="layer", framework=fw)
-    for cls, reason in (
-        (neuron.TernaryIFNode, "emits ternary spikes (-1, 0, +1): two thresholds, not one"),
-        (neuron.TernaryLIFNode, "emits ternary spikes (-1, 0, +1): two thresholds, not one"),
-        (neuron.ILIFNode, "emits multi-level spike counts (0..N), not binary spikes"),
-        (neuron.LIAFNode, "outputs an analog activation act(v), not spikes"),
+    registry.register_rule(S2Node, registry.keep_rule, kind="keep", framework=fw, inherit=True)
+    neurons = {
+        neuron.IFNode: _if,
+        neuron.LIFNode: _lif,
+        neuron.OTTTLIFNode: _online_lif,
+        neuron.SLTTLIFNode: _online_lif,
+        neuron.ParametricLIFNode: _plif,
+        neuron.QIFNode: _qif,
+        neuron.EIFNode: _eif,
+        neuron.IzhikevichNode: _izhikevich,
+        neuron.KLIFNode: _klif,
+        neuron.CUBALIFNode: _cubalif,
+        neuron.ComplementaryLIFNode: _clif,
+        neuron.HalfThresholdIFNode: _half_threshold_if,
+        neuron.SimpleIFNode: _simple_if,
+        neuron.SimpleLIFNode: _simple_lif,
+    }
+    for cls, fn in neurons.items():
+        registry.register_rule(cls, fn, framework=fw)
+    refusals = {
+        neuron.TernaryIFNode: _TERNARY,
+        neuron.TernaryLIFNode: _TERNARY,
+        neuron.ILIFNode: "emits multi-level spike counts (0..N), not binary spikes",
+        neuron.LIAFNode: "outputs an analog activation act(v), not spikes",
+        neuron.MPBNLIFNode: "normalises the membrane with BatchNorm over the batch before "
+        "firing: not a per-sample threshold on a linear function of the input in training",
+    }
+    for cls, reason in refusals.items():
+        rule = registry.refuse_rule(f"{cls.__name__} {reason}")
+        registry.register_rule(cls, rule, kind="refuse", framework=fw)
+    # (classes, rule, kind, note): containers and layers, edited in place or wrapped
+    groups = (
+        ((neuron.NonSpikingIFNode,), _non_spiking(None), "layer", ""),
+        ((neuron.NonSpikingLIFNode,), _non_spiking("tau"), "layer", ""),
         (
-            neuron.MPBNLIFNode,
-            "normalises the membrane with BatchNorm over the batch before firing: not a "
-            "per-sample threshold on a linear function of the input in training",
+            (
+                layer.SeqToANNContainer,
+                layer.MultiStepContainer,
+                layer.TLastSeqToANNContainer,
+                layer.TLastMultiStepContainer,
+            ),
+            _single_step_container,
+            "container",
+            "",
         ),
-    ):
-        reg(cls, registry.refuse_rule(f"{cls.__name__} {reason}"), kind="refuse", framework=fw)
-    for cls in (
-        layer.SeqToANNContainer,
-        layer.MultiStepContainer,
-        layer.TLastSeqToANNContainer,
-        layer.TLastMultiStepContainer,
-    ):
-        reg(cls, _single_step_container, kind="container", framework=fw)
-    for cls in (
-        layer.Dropout,
-        layer.Dropout2d,
-        layer.DropConnectLinear,
-        layer.SynapseFilter,
-        layer.Delay,
-        layer.NeuNorm,
-        layer.ElementWiseRecurrentContainer,
-        layer.LinearRecurrentContainer,
-    ):
-        reg(
-            cls,
+        (
+            (
+                layer.Dropout,
+                layer.Dropout2d,
+                layer.DropConnectLinear,
+                layer.SynapseFilter,
+                layer.Delay,
+                layer.NeuNorm,
+                layer.ElementWiseRecurrentContainer,
+                layer.LinearRecurrentContainer,
+            ),
             reset_each_call,
-            kind="layer",
-            framework=fw,
-            note="stateful layer: reset before every call (each call is its first step). Exact.",
-        )
-    for cls in (layer.TemporalWiseAttention, layer.MultiDimensionalAttention):
-        reg(cls, _temporal_attention, kind="layer", framework=fw)
-    for cls in (
-        layer.SpikeCountToBinary,
-        layer.TemporalBinSum,
-        layer.ThresholdDependentBatchNorm1d,
-        layer.ThresholdDependentBatchNorm2d,
-        layer.ThresholdDependentBatchNorm3d,
-        layer.TemporalEffectiveBatchNorm1d,
-        layer.TemporalEffectiveBatchNorm2d,
-        layer.TemporalEffectiveBatchNorm3d,
-    ):
-        reg(
-            cls,
+            "layer",
+            _STATEFUL_NOTE,
+        ),
+        (
+            (layer.TemporalWiseAttention, layer.MultiDimensionalAttention),
+            _temporal_attention,
+            "layer",
+            "",
+        ),
+        (
+            (
+                layer.SpikeCountToBinary,
+                layer.TemporalBinSum,
+                layer.ThresholdDependentBatchNorm1d,
+                layer.ThresholdDependentBatchNorm2d,
+                layer.ThresholdDependentBatchNorm3d,
+                layer.TemporalEffectiveBatchNorm1d,
+                layer.TemporalEffectiveBatchNorm2d,
+                layer.TemporalEffectiveBatchNorm3d,
+            ),
             add_time_axis,
-            kind="layer",
-            framework=fw,
-            note="multi-step-only layer: called on x.unsqueeze(0), returns y[0]. Exact.",
-        )
+            "layer",
+            _MULTISTEP_NOTE,
+        ),
+    )
+    for classes, fn, kind, note in groups:
+        for cls in classes:
+            registry.register_rule(cls, fn, kind=kind, framework=fw, note=note)
 
 
 _register_rules()
@@ -886,14 +891,17 @@ def _step_native(net: nn.Module) -> bool:
     if not isinstance(net, nn.Sequential):
         return False
     return all(
-        _step_native(child) if isinstance(child, nn.Sequential) else isinstance(child, base.StepModule)
+        _step_native(child)
+        if isinstance(child, nn.Sequential)
+        else isinstance(child, base.StepModule)
         for child in net.children()
     )
 
 
 def _is_heaviside(fn) -> bool:
     # Every SpikingJelly surrogate fires with its heaviside (x >= 0) when spiking=True.
-    return isinstance(fn, sj_surrogate.SurrogateFunctionBase) and bool(getattr(fn, "spiking", False))
+    spiking = bool(getattr(fn, "spiking", False))
+    return isinstance(fn, sj_surrogate.SurrogateFunctionBase) and spiking
 
 
 registry.register_framework(

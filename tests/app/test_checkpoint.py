@@ -125,8 +125,19 @@ def test_atomic_write_fsyncs_before_the_rename(tmp_path, monkeypatch):
                                                                  real_replace(a, b))[1])
     with atomic_write(tmp_path / "f.txt", "w") as f:
         f.write("x")
-    # file data first, then the rename, then the directory entry
-    assert calls == ["fsync", "replace", "fsync"]
+    # file data first (core.io may fsync the file more than once), then the rename,
+    # then the directory entry
+    assert calls.count("replace") == 1
+    rename = calls.index("replace")
+    assert rename >= 1 and set(calls[:rename]) == {"fsync"} and calls[rename + 1:] == ["fsync"]
+    assert (tmp_path / "f.txt").read_text() == "x"
+
+
+def test_checkpoints_use_the_one_atomic_writer_of_the_core():
+    from snn_singlestep.core import io
+
+    assert atomic_write is io.atomic_write
+    assert not hasattr(ckpt_module, "_fsync_dir") and not hasattr(ckpt_module, "_file_mode")
 
 
 def test_new_files_get_the_usual_mode_and_replaced_files_keep_theirs(tmp_path):

@@ -84,7 +84,7 @@ def test_limit_keeps_the_first_samples():
     assert len(train) == 10 and len(test) == 10
     assert torch.equal(train[9][0], full[9][0]) and torch.equal(test[3][0], full_test[3][0])
     for bad in (0, -1, 2.5, True):
-        with pytest.raises(ConfigError, match="limit must be a positive integer"):
+        with pytest.raises(ConfigError, match=r"limit must be an int >= 1 \(samples per split"):
             load_dataset("digits", limit=bad)
 
 

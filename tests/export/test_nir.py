@@ -579,9 +579,48 @@ def test_snntorch_export_to_nir_limitation_is_as_documented():
     assert not any(isinstance(n, nir.LIF) for n in ours.nodes.values())
 
 
+def test_spikingjelly_nir_exchange_does_not_know_our_nodes():
+    """SpikingJelly 2.0's ``nir_exchange.export_to_nir`` maps a fixed set of exact classes
+    (IFNode, LIFNode, ParametricLIFNode, CUBALIFNode, ...) and gives no hook for others. torch.fx
+    then traces into S2Node's forward (``v - θ``, ``>= 0``, ``.to``) and nirtorch refuses the
+    subtraction; a collapsed LIFNode (a subclass of S2Node, not of LIFNode) fails the same way
+    (``x / τ`` first). Its ``import_from_nir`` has no ``Threshold``. docs/deploying.md, "Why not
+    spikingjelly.activation_based.nir_exchange"; if this test fails, SpikingJelly learnt our
+    nodes and to_nir may build on it."""
+    pytest.importorskip("nirtorch", reason="spikingjelly's nir_exchange imports nirtorch")
+    nir_exchange = pytest.importorskip("spikingjelly.activation_based.nir_exchange")
+    from snn_singlestep.spikingjelly import collapse
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 8)
+    single = nn.Sequential(layer.Linear(8, 4), S2Node(v_threshold=0.5), layer.Linear(4, 2))
+    lif = nn.Sequential(layer.Linear(8, 4), neuron.LIFNode(tau=2.0), layer.Linear(4, 2))
+    collapsed = collapse(lif)
+    assert type(collapsed[1]).__name__ == "CollapsedLIFNode"
+    expected = ["Input", "Affine", "Threshold", "Affine", "Output"]
+    for net in (single.eval(), collapsed.eval()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(ValueError, match="only supported function is addition"):
+                nir_exchange.export_to_nir(net, x)
+        ours = to_nir(net, x)
+        assert [type(n).__name__ for n in ours.nodes.values()] == expected
+    # The collapsed LIFNode fires iff x/τ >= 1: our Threshold holds the largest float32 below 2.
+    theta = torch.from_numpy(np.asarray(ours.nodes["1"].threshold))
+    assert torch.equal(theta, torch.nextafter(torch.full((4,), 2.0), torch.zeros(4)))
+    # The multi-step source exports as a stateful nir.LIF (the T=N dynamics, not T=1)...
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = nir_exchange.export_to_nir(lif, x)
+    assert "LIF" in {type(n).__name__ for n in graph.nodes.values()}
+    # ... and SpikingJelly's importer cannot read what to_nir writes.
+    with pytest.raises(ValueError, match="Threshold"):
+        nir_exchange.import_from_nir(ours)
+
+
 def test_export_checkpoint_nir(tmp_path):
     from snn_singlestep.app.checkpoint import save_checkpoint
-    from snn_singlestep.export import export_checkpoint
+    from snn_singlestep.app.exporting import export_checkpoint
     from snn_singlestep.app.models import build_model
 
     config = {

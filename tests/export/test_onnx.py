@@ -210,7 +210,7 @@ def test_missing_dependency_message(monkeypatch, tmp_path):
 
 def test_export_checkpoint_onnx(tmp_path):
     from snn_singlestep.app.checkpoint import save_checkpoint
-    from snn_singlestep.export import export_checkpoint
+    from snn_singlestep.app.exporting import export_checkpoint
     from snn_singlestep.app.models import build_model
 
     config = {
