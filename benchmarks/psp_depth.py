@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from snn_singlestep.models.preact import preact_resnet
+from snn_singlestep.models import preact_resnet
 from snn_singlestep.app.data import load_digits_split
 from snn_singlestep.monitor import FiringRateMonitor
 

@@ -52,12 +52,6 @@ def calibration_inputs(data: Iterable) -> list[Tensor]:
     return xs
 
 
-def _calibratable(m: nn.Module) -> bool:
-    return all(
-        callable(getattr(m, name, None)) for name in ("membrane", "get_threshold", "set_threshold")
-    )
-
-
 def _time_major(m: nn.Module, x: Optional[Tensor] = None) -> bool:
     """Does ``m`` take/return ``[T, B, ...]`` (for input ``x`` if given)? Asks the frameworks."""
     return any(fw.time_major(m, x) for fw in registry.frameworks())
@@ -166,7 +160,7 @@ def calibrate(
 
     pairs = []
     for path, m in collapsed.named_modules():
-        if not _calibratable(m):
+        if not isinstance(m, registry.Calibratable):
             continue
         try:
             src = original.get_submodule(path)

@@ -110,11 +110,9 @@ class MultiStepNet(nn.Module):
     def reset(self) -> None:
         """Put every converted neuron back to its initial membrane."""
         for m in self.net.modules():
-            if registry.is_neuron(m, role="if"):
-                if hasattr(m, "reset_mem"):  # snnTorch
-                    m.reset_mem()
-                else:  # ConvertedIF, SpikingJelly memory module
-                    m.reset()
+            kind = registry.neuron_kind(m)
+            if kind is not None and kind.role == "if":
+                kind.reset(m)
 
     def encode(self, x: Tensor) -> Tensor:
         r"""``[T, B, ...]`` input sequence: ``x`` repeated, or Bernoulli(clamp(x, 0, 1)) spikes."""

@@ -261,5 +261,12 @@ def _build_if(source: nn.Module, *, noise_std: float, mapping: str) -> Converted
 
 
 register_neuron(
-    NeuronKind(ConvertedIF, "torch", "if", lambda: ConvertedIF(noise_std=0.4), build_if=_build_if)
+    NeuronKind(
+        ConvertedIF,
+        "torch",
+        "if",
+        lambda: ConvertedIF(noise_std=0.4),
+        build_if=_build_if,
+        reset=ConvertedIF.reset,
+    )
 )

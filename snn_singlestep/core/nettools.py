@@ -20,7 +20,8 @@ def copy_net(net: nn.Module) -> nn.Module:
     memo: dict[int, Any] = {}
     for m in net.modules():
         values = list(m._buffers.values()) + list(vars(m).values())
-        values += list((getattr(m, "_memories", None) or {}).values())
+        # state a framework keeps in a dict attribute (e.g. SpikingJelly's memories)
+        values += [v for d in vars(m).values() if isinstance(d, dict) for v in d.values()]
         for value in values:
             if isinstance(value, Tensor) and not value.is_leaf and id(value) not in memo:
                 memo[id(value)] = value.detach().clone()

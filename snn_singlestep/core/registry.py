@@ -136,6 +136,8 @@ class NeuronKind:
             that framework's IF neuron, or None (role ``"single-step"``).
         build_if: ``fn(source, *, noise_std, mapping)`` → an IF neuron of this class standing
             for the single-step neuron ``source`` at T=N (role ``"if"``).
+        reset: ``fn(module)`` puts a stateful neuron back to its initial membrane (role
+            ``"if"``; the others keep no state).
     """
 
     cls: type
@@ -149,6 +151,7 @@ class NeuronKind:
     spike_gain: Callable[[nn.Module], Optional[Tensor]] = _none
     multistep_refusal: Callable[[nn.Module, str], Optional[str]] = _none
     build_if: Optional[Callable[..., nn.Module]] = None
+    reset: Callable[[nn.Module], None] = _none
 
     @property
     def stateful(self) -> bool:

@@ -368,5 +368,6 @@ registry.register_neuron(
         lambda: ConvertedIFNeuron(noise_std=0.4, init_hidden=True),
         spike_fn_attr="spike_grad",
         build_if=_build_if,
+        reset=ConvertedIFNeuron.reset_mem,
     )
 )

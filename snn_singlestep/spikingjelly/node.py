@@ -235,5 +235,6 @@ registry.register_neuron(
         spike_fn_attr="surrogate_function",
         multistep_refusal=_if_refusal,
         build_if=_build_if,
+        reset=ConvertedIFNode.reset,
     )
 )

@@ -127,6 +127,13 @@ class CollapsedNode(S2Node):
         else:
             self.register_buffer("v_threshold_calibrated", value.detach().clone())
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A calibrated net's state_dict loads into a freshly collapsed (uncalibrated) copy.
+        key = prefix + "v_threshold_calibrated"
+        if key in state_dict and "v_threshold_calibrated" not in self._buffers:
+            self.set_threshold(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _step(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(spike, h_1)``: the first step, with membrane noise on :math:`h_1` in train mode."""
         from ..core.noise import noise_kwargs

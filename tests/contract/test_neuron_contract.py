@@ -48,14 +48,6 @@ def _x(seed: int = 0, shape=(3, 4), dtype=torch.float32) -> Tensor:
     return (torch.randn(shape, generator=g) + 1.0).to(dtype)
 
 
-def _reset(m: nn.Module) -> None:
-    """Back to the initial membrane, as ``MultiStepNet.reset`` does for role "if"."""
-    if hasattr(m, "reset_mem"):  # snnTorch
-        m.reset_mem()
-    else:  # ConvertedIF, SpikingJelly memory module
-        m.reset()
-
-
 def _set_threshold(m: nn.Module, kind, value: float) -> None:
     """Change the threshold through the registry's ``threshold_attr`` (tensor or float)."""
     current = getattr(m, kind.threshold_attr)
@@ -162,7 +154,7 @@ def test_if_neurons_repeat_after_reset(kind):
     m = kind.example()
     seq = [_x(0), _x(1), _x(0)]
     first = [_spikes(m(x)).clone() for x in seq]
-    _reset(m)
+    kind.reset(m)  # the record's reset, as MultiStepNet.reset uses it
     assert all(torch.equal(_spikes(m(x)), ref) for x, ref in zip(seq, first))
 
 

@@ -468,3 +468,19 @@ def test_collapsed_nets_pickle(tmp_path):
         torch.save(net, path)
         loaded = torch.load(path, weights_only=False)
         torch.testing.assert_close(loaded(inp), net(inp), rtol=0, atol=0)
+
+
+def test_calibrated_state_dict_loads_into_a_fresh_collapse():
+    """A checkpoint of a calibrated net restores its thresholds in a newly collapsed copy."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(layer.Linear(4, 3), neuron.LIFNode())
+    calibrated = ss.spikingjelly.collapse(
+        net, mode="calibrated", data=[torch.rand(16, 4)], T=4, input_ndim=2
+    )
+    fresh = ss.spikingjelly.collapse(net, input_ndim=2)
+    x = torch.rand(64, 4)
+    assert fresh[1].get_threshold() == 1.0  # the float v_threshold of the source
+    assert float(calibrated[1].get_threshold()) != 1.0
+    fresh.load_state_dict(calibrated.state_dict())  # strict: no unexpected key
+    assert torch.equal(fresh[1].get_threshold(), calibrated[1].get_threshold())
+    assert torch.equal(fresh(x), calibrated(x))
