@@ -71,21 +71,13 @@ class EnergyReport:
     steps: int
     table: dict[str, float] = field(default_factory=lambda: dict(ENERGY_45NM))
 
-    @property
-    def macs(self) -> int:
-        return sum(layer.macs for layer in self.layers)
+    def _total(self, field_name: str):
+        return sum(getattr(layer, field_name) for layer in self.layers)
 
-    @property
-    def synops(self) -> int:
-        return sum(layer.synops for layer in self.layers)
-
-    @property
-    def param_bytes(self) -> int:
-        return sum(layer.param_bytes for layer in self.layers)
-
-    @property
-    def energy_pj(self) -> float:
-        return sum(layer.energy_pj for layer in self.layers)
+    macs = property(lambda self: self._total("macs"), doc="MACs of every layer, summed.")
+    synops = property(lambda self: self._total("synops"), doc="SynOps of every layer, summed.")
+    param_bytes = property(lambda self: self._total("param_bytes"), doc="Parameter memory.")
+    energy_pj = property(lambda self: self._total("energy_pj"), doc="Estimated energy, pJ.")
 
     @property
     def mean_firing_rate(self) -> Optional[float]:

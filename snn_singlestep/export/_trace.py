@@ -709,6 +709,12 @@ def _pool_shape_check(v: _Val, where: str) -> None:
         )
 
 
+def _pool_node(tr, kind: str, v, shape, kernel, stride, padding, path: str, where: str):
+    """A NIR pooling node (``avgpool`` / ``sumpool``) reading ``v``."""
+    attrs = {"kernel": kernel, "stride": stride, "padding": padding}
+    return tr.add_node(kind, [v.node], shape, attrs, base=path, where=where)
+
+
 def _avgpool(tr: _Tracer, m: nn.AvgPool2d, path: str, v: _Val, output: Any) -> None:
     where = describe(m, path)
     _pool_shape_check(v, where)
@@ -721,14 +727,7 @@ def _avgpool(tr: _Tracer, m: nn.AvgPool2d, path: str, v: _Val, output: Any) -> N
             "have no NIR AvgPool2d equivalent"
         )
     out = _verify_close(output, F.avg_pool2d(v.tensor, kernel, stride, padding), where)
-    node = tr.add_node(
-        "avgpool",
-        [v.node],
-        out.shape[1:],
-        {"kernel": kernel, "stride": stride, "padding": padding},
-        base=path,
-        where=where,
-    )
+    node = _pool_node(tr, "avgpool", v, out.shape[1:], kernel, stride, padding, path, where)
     tr.put(out, _Val(out, node, 1))
 
 
@@ -751,14 +750,7 @@ def _adaptive_avgpool(
         )
     kernel = (h // oh, w // ow)
     out = _verify_close(output, F.avg_pool2d(v.tensor, kernel, kernel), where)
-    node = tr.add_node(
-        "avgpool",
-        [v.node],
-        out.shape[1:],
-        {"kernel": kernel, "stride": kernel, "padding": (0, 0)},
-        base=path,
-        where=where,
-    )
+    node = _pool_node(tr, "avgpool", v, out.shape[1:], kernel, kernel, (0, 0), path, where)
     tr.put(out, _Val(out, node, 1))
 
 
@@ -783,14 +775,7 @@ def _maxpool(tr: _Tracer, m: nn.MaxPool2d, path: str, v: _Val, output: Any) -> N
     out = _only_tensor(output, where)
     if out.shape != counts.shape or not torch.equal(out, (counts > 0.5).to(out.dtype)):
         raise ConversionError(f"{where} does not compute max pooling of its binary input")
-    pool = tr.add_node(
-        "sumpool",
-        [v.node],
-        counts.shape[1:],
-        {"kernel": kernel, "stride": stride, "padding": padding},
-        base=path,
-        where=where,
-    )
+    pool = _pool_node(tr, "sumpool", v, counts.shape[1:], kernel, stride, padding, path, where)
     half = torch.full(counts.shape[1:], 0.5, dtype=tr.dtype)
     node = tr.add_node(
         "threshold", [pool], counts.shape[1:], {"threshold": half}, base=f"{path}.any", where=where

@@ -28,7 +28,24 @@ def _finite_scalar_or_tensor(name: str, value: Union[float, Tensor]) -> None:
         real_number(name, value)
 
 
-class S2Neuron(snntorch.Leaky):
+class _ExactThreshold:
+    """Mixin for ``snntorch.Leaky`` subclasses: keep a float threshold exact.
+
+    snnTorch stores a float threshold as float32; we keep it exact (float64, 0-d) so float64
+    inputs tie exactly at ``v == threshold``, as S2Node and s2_spike do.
+    """
+
+    def _threshold_buffer(self, threshold, learn_threshold):
+        super()._threshold_buffer(threshold_tensor(threshold), learn_threshold)
+
+
+def _check_mem(neuron: snntorch.Leaky, mem: Optional[Tensor]) -> None:
+    """snnTorch's rule: no ``mem`` argument with ``init_hidden=True`` (its own message)."""
+    if neuron.init_hidden and mem is not None:
+        raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
+
+
+class S2Neuron(_ExactThreshold, snntorch.Leaky):
     r"""Single-step (T=1) spiking neuron of S²NN, a subclass of :class:`snntorch.Leaky`.
 
     Each call is one complete time step from a zero membrane,
@@ -147,14 +164,8 @@ class S2Neuron(snntorch.Leaky):
             self.spike_grad = heaviside
         self.noise = noise
 
-    def _threshold_buffer(self, threshold, learn_threshold):
-        # snnTorch stores a float threshold as float32; keep it exact (float64, 0-d) so
-        # float64 inputs tie exactly at v == threshold, as S2Node and s2_spike do.
-        super()._threshold_buffer(threshold_tensor(threshold), learn_threshold)
-
     def forward(self, input_: Tensor, mem: Optional[Tensor] = None):
-        if self.init_hidden and mem is not None:
-            raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
+        _check_mem(self, mem)
         v = self.state_quant(input_) if self.state_quant else input_
         noise = noise_kwargs(getattr(self, "noise", None), self.training, v)
         if self.inhibition:
@@ -170,7 +181,7 @@ class S2Neuron(snntorch.Leaky):
         return spk
 
 
-class ConvertedIFNeuron(snntorch.Leaky):
+class ConvertedIFNeuron(_ExactThreshold, snntorch.Leaky):
     r"""The T=N integrate-and-fire neuron that replaces an :class:`S2Neuron`, as a ``Leaky``.
 
     Built by :func:`snn_singlestep.to_multistep`. One call is one time step; the membrane
@@ -245,12 +256,8 @@ class ConvertedIFNeuron(snntorch.Leaky):
         self.mapping = mapping
         self.v_init = v_init
 
-    def _threshold_buffer(self, threshold, learn_threshold):
-        super()._threshold_buffer(threshold_tensor(threshold), learn_threshold)
-
     def forward(self, input_: Tensor, mem: Optional[Tensor] = None):
-        if self.init_hidden and mem is not None:
-            raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
+        _check_mem(self, mem)
         if mem is not None:
             offset = mem - self.v_init
         elif self.mem.shape != input_.shape:

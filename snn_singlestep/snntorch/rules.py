@@ -44,6 +44,7 @@ from ..core.surrogate import S2Surrogate
 from ..errors import ConversionError, ShapeError
 from .neuron import (
     S2Neuron,
+    _check_mem,
     graded_spike_gain,
     neuron_export_refusal,
     neuron_multistep_refusal,
@@ -158,8 +159,7 @@ class CollapsedLeaky(S2Neuron):
             self.threshold = value
 
     def forward(self, input_: Tensor, mem: Optional[Tensor] = None):
-        if self.init_hidden and mem is not None:
-            raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
+        _check_mem(self, mem)
         spk, _, mem_out = self._first_step(input_)
         if self.output or not self.init_hidden:
             return spk, mem_out
