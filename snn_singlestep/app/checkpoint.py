@@ -47,6 +47,8 @@ __all__ = [
     "check_config",
     "load_checkpoint",
     "load_model_state",
+    "load_weights",
+    "read_torch_file",
     "save_checkpoint",
 ]
 
@@ -87,6 +89,115 @@ def save_checkpoint(path: PathLike, checkpoint: Mapping[str, Any]) -> Path:
     return Path(path)
 
 
+#: What ``torch.save`` writes first in its legacy (pre-1.6, non-zip) format: a pickled magic number.
+_LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
+
+
+def _unpickler_reason(err: BaseException) -> str:
+    """The one line of a ``weights_only`` refusal that says what was refused.
+
+    PyTorch's message starts with advice to re-run with ``weights_only=False``, which is
+    wrong advice for a file of unknown origin; only the ``WeightsUnpickler error:`` line
+    names the cause.
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("WeightsUnpickler error:"):
+            reason = line[len("WeightsUnpickler error:"):].strip()
+            return reason.split(". ")[0].rstrip(".") or reason
+    return lines[0] if lines else type(err).__name__
+
+
+def read_torch_file(path: PathLike, *, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with a one-line :class:`CheckpointError` on failure.
+
+    The one reader of PyTorch files behind :func:`load_checkpoint` (``eval``, ``export``,
+    ``train --resume``) and :func:`load_weights` (``convert --checkpoint``). Every error
+    names the file, ``what`` it should be and the cause: missing, not a PyTorch file at all
+    (``torch.save`` writes a zip archive holding ``data.pkl``, or, before PyTorch 1.6, a
+    pickle that starts with a magic number), truncated (an incomplete zip archive), corrupt,
+    or holding pickled objects other than tensors and plain values (never unpickled).
+
+    Raises:
+        CheckpointError: as above.
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+        >>> _ = path.write_text("shopping list")
+        >>> read_torch_file(path, what="weights file")
+        Traceback (most recent call last):
+        ...
+        snn_singlestep.errors.CheckpointError: ...notes.txt is not a readable weights file (truncated or corrupt): not a PyTorch file (torch.save writes a zip archive)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist or is not a file")
+    unreadable = f"{path} is not a readable {what} (truncated or corrupt)"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_LEGACY_MAGIC))
+        is_zip = zipfile.is_zipfile(path)
+        names: list[str] = []
+        if is_zip:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError) as err:
+        raise CheckpointError(f"{unreadable}: {getattr(err, 'strerror', None) or err}") from None
+    if not is_zip and not head.startswith(_LEGACY_MAGIC):
+        if head.startswith(b"PK\x03\x04"):  # a zip archive that never got its end
+            raise CheckpointError(f"{unreadable}: an incomplete torch.save zip archive (truncated)")
+        raise CheckpointError(f"{unreadable}: not a PyTorch file (torch.save writes a zip archive)")
+    if is_zip and not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        raise CheckpointError(f"{unreadable}: a zip archive, but not one torch.save wrote "
+                              "(it holds no data.pkl)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path} holds objects other than tensors and plain Python values; refusing to "
+            f"unpickle it (weights_only=True): {_unpickler_reason(err)}"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - torch.load raises many types for torn files
+        first = (str(err).splitlines() or [""])[0].strip() or type(err).__name__
+        raise CheckpointError(f"{unreadable}: {type(err).__name__}: {first}") from None
+
+
+def load_weights(path: PathLike) -> dict[str, Any]:
+    """The state_dict in a weights file: the file itself, or under ``model``, ``state_dict`` or ``net``.
+
+    Read with :func:`read_torch_file` (``weights_only=True``). Keys saved from a
+    ``DistributedDataParallel`` wrapper lose their ``module.`` prefix.
+
+    Raises:
+        CheckpointError: one line naming the file and the cause (see
+            :func:`read_torch_file`; or it holds no state_dict).
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.pt"
+        >>> torch.save({"epoch": 3, "net": {"module.weight": torch.ones(1)}}, path)
+        >>> load_weights(path)
+        {'weight': tensor([1.])}
+    """
+    data = read_torch_file(path, what="weights file")
+    if isinstance(data, Mapping):
+        for key in ("model", "state_dict", "net"):
+            if isinstance(data.get(key), Mapping):
+                data = data[key]
+                break
+    if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
+        raise CheckpointError(
+            f"{path} is not a readable weights file (not a state_dict): it holds "
+            f"{type(data).__name__ if not isinstance(data, Mapping) else 'a dict with non-str keys'}"
+            ", not a dict of tensors by name"
+        )
+    # Weights saved from a DistributedDataParallel wrapper carry a "module." prefix.
+    if data and all(k.startswith("module.") for k in data):
+        data = {k[len("module."):]: v for k, v in data.items()}
+    return dict(data)
+
+
 def load_checkpoint(path: PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (with ``weights_only=True``).
 
@@ -104,26 +215,7 @@ def load_checkpoint(path: PathLike, *, map_location: Any = "cpu") -> dict[str, A
         ...
         snn_singlestep.errors.CheckpointError: ...bad.pt is not a readable checkpoint (truncated or corrupt...
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist or is not a file")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a torn one has no end
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or corrupt): not a complete "
-            "torch.save zip archive"
-        )
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path} holds objects other than tensors and plain Python values; refusing to "
-            f"unpickle it (weights_only=True): {str(err).splitlines()[0]}"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or corrupt): {first}"
-        ) from None
+    data = read_torch_file(path, what="checkpoint", map_location=map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not an snn_singlestep checkpoint (expected a dict with "

@@ -10,7 +10,7 @@ Subcommands:
 - ``export``: write a checkpoint's net as NIR or ONNX.
 
 Exit status: 0 on success, 2 for usage errors (bad option, unknown name, missing
-data, unwritable output directory) and when the ``app`` extra is not installed
+data, unwritable output directory, an existing output file without ``--overwrite``) and when the ``app`` extra is not installed
 (``pip install "snn_singlestep[app]"``), 1 for a checkpoint that cannot be used,
 130 when interrupted.
 
@@ -239,6 +239,8 @@ def _parser() -> argparse.ArgumentParser:
     cv.add_argument("--cnf", choices=("ADD", "IAND", "AND"), default="ADD",
                     help="connect function of the sew_resnet nets")
     cv.add_argument("--out", metavar="FILE", required=True, help="where to save the result")
+    cv.add_argument("--overwrite", action="store_true",
+                    help="replace --out if it already exists (refused otherwise)")
     cv.set_defaults(handler=_convert, command_parser=cv)
 
     # ---- export
@@ -260,6 +262,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--input-shape", metavar="C,H,W", default=None,
                     help="shape of one sample, for checkpoints that do not record one")
     ex.add_argument("--opset", type=_positive_int, default=ONNX_OPSET, help="ONNX opset")
+    ex.add_argument("--overwrite", action="store_true",
+                    help="replace OUT if it already exists (refused otherwise)")
     ex.set_defaults(handler=_export, command_parser=ex)
     return parser
 
@@ -296,6 +300,11 @@ def _check_writable_dir(option: str, path: Path) -> Optional[str]:
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"{option}: cannot write to {path}: {probe} is not writable"
     return None
+
+
+def _exists_without_overwrite(path: Path, overwrite: bool) -> bool:
+    """True if writing ``path`` would replace a file the user did not allow us to replace."""
+    return not overwrite and (path.exists() or path.is_symlink())
 
 
 def _check_data_args(parser: argparse.ArgumentParser, dataset: str, root: Optional[str],
@@ -445,36 +454,8 @@ def _eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 # --------------------------------------------------------------------------- convert
-def _read_state_dict(path: str) -> Any:
-    """The state_dict in a file: the file itself, or under 'model', 'state_dict' or 'net'."""
-    from collections.abc import Mapping
-
-    import torch
-
-    from ..errors import CheckpointError
-
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} does not exist") from None
-    except Exception as err:  # noqa: BLE001 - torch.load raises many types for bad files
-        first = (str(err).splitlines() or [type(err).__name__])[0]
-        raise CheckpointError(f"{path} is not a readable weights file: {first}") from None
-    if isinstance(data, Mapping):
-        for key in ("model", "state_dict", "net"):
-            if isinstance(data.get(key), Mapping):
-                data = data[key]
-                break
-    if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
-        raise CheckpointError(f"{path} holds no state_dict (a dict of tensors by name)")
-    # Weights saved from a DistributedDataParallel wrapper carry a "module." prefix.
-    if data and all(k.startswith("module.") for k in data):
-        data = {k[len("module."):]: v for k, v in data.items()}
-    return data
-
-
 def _convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .checkpoint import load_model_state, save_checkpoint
+    from .checkpoint import load_model_state, load_weights, save_checkpoint
     from ..errors import CheckpointError, ConfigError, ConversionError
     from .models import build_zoo_model, single_step_zoo_model, zoo_in_shape
 
@@ -484,6 +465,9 @@ def _convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     problem = _check_writable_dir("--out", out.parent)
     if problem:
         _usage_error(parser, problem)
+    if _exists_without_overwrite(out, args.overwrite):
+        return _fail("convert", f"--out {out} already exists; pass --overwrite to replace it",
+                     code=2)
     try:
         net = build_zoo_model(args.name, num_classes=args.num_classes, neuron=args.neuron,
                               cnf=args.cnf)
@@ -491,7 +475,7 @@ def _convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _usage_error(parser, str(err))
     try:
         if args.checkpoint is not None:
-            load_model_state(net, _read_state_dict(args.checkpoint), args.checkpoint)
+            load_model_state(net, load_weights(args.checkpoint), args.checkpoint)
         single, report = single_step_zoo_model(net, return_report=True)
     except (CheckpointError, ConversionError) as err:
         return _fail("convert", str(err))
@@ -513,6 +497,9 @@ def _convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                           "collapse_report": str(report)})
     print(str(report).splitlines()[0])
     print(f"saved: {out}")
+    if args.checkpoint is None:
+        print(f"{_PROG} convert: warning: no --checkpoint given, so {out} holds an untrained net "
+              "(random initial weights)", file=sys.stderr)
     return 0
 
 
@@ -521,6 +508,9 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..errors import CheckpointError, ConfigError, ConversionError, ShapeError
     from .exporting import export_checkpoint
 
+    if _exists_without_overwrite(Path(args.out), args.overwrite):
+        return _fail("export", f"{args.out} already exists; pass --overwrite to replace it",
+                     code=2)
     shape = None
     if args.input_shape:
         try:

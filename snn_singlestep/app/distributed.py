@@ -8,7 +8,9 @@ process and nothing here touches ``torch.distributed``.
 
 The training loop then wraps the model in ``DistributedDataParallel``, shards every
 epoch with a ``DistributedSampler`` and lets only rank 0 log and write files.
-BatchNorm statistics are synchronised over all processes (:func:`sync_batchnorm`), so
+BatchNorm and PSP-normalization statistics are synchronised over all processes
+(:func:`sync_batchnorm`: ``nn.BatchNorm*d`` → :class:`GlooSyncBatchNorm` or
+``nn.SyncBatchNorm``, :class:`~snn_singlestep.core.psp.PSPNorm` → :class:`SyncPSPNorm`), so
 N processes with a global batch B train the same net as one process with batch B.
 """
 
@@ -23,16 +25,19 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..core.psp import PSPNorm, PSPNorm1d, PSPNorm2d
 from ..errors import ConfigError
 
 __all__ = [
     "DistContext",
     "GlooSyncBatchNorm",
+    "SyncPSPNorm",
     "all_reduce_sum",
     "barrier",
     "resolve_device",
     "setup",
     "sync_batchnorm",
+    "sync_psp_norm",
     "teardown",
 ]
 
@@ -180,8 +185,7 @@ class GlooSyncBatchNorm(_BatchNorm):
             raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
 
     def forward(self, x: Tensor) -> Tensor:
-        if not (self.training and dist.is_available() and dist.is_initialized()
-                and dist.get_world_size() > 1):
+        if not (self.training and _group_is_distributed()):
             return super().forward(x)
         all_reduce = _all_reduce
         self._check_input_dim(x)
@@ -209,21 +213,110 @@ class GlooSyncBatchNorm(_BatchNorm):
         return y
 
 
-def sync_batchnorm(module: nn.Module, device: Optional[torch.device] = None) -> nn.Module:
-    """Make every BatchNorm of ``module`` synchronise its statistics across processes.
+def _group_is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
-    On CUDA this is ``nn.SyncBatchNorm.convert_sync_batchnorm``; elsewhere each
-    ``nn.BatchNorm*d`` becomes a :class:`GlooSyncBatchNorm` sharing its parameters and
-    buffers, so ``state_dict`` keys and values are unchanged. Returns the converted
-    module (the root itself may be replaced).
+
+class SyncPSPNorm(PSPNorm):
+    r"""PSP normalization whose training statistic is taken over the batches of all processes.
+
+    :math:`\mathbb{E}[p_c^2]` is the sum of :math:`p_c^2` over the batch and spatial axes
+    of every process divided by the total count: one differentiable all-reduce of the
+    per-channel sums and the local count (sum forward, sum of the gradients backward, as
+    in ``nn.SyncBatchNorm``), so the gradient flows through the shared statistic to the
+    inputs of every process, and N processes with batch b compute what one process
+    computes with batch N·b. The running estimate is updated with the shared statistic,
+    so it stays the same on every process.
+
+    Outside training, or without an initialised process group of more than one process,
+    it is the plain :class:`~snn_singlestep.core.psp.PSPNorm` (eval never communicates:
+    processes may evaluate different numbers of batches). Made by :func:`sync_psp_norm`
+    from a ``PSPNorm``/``PSPNorm1d``/``PSPNorm2d``, whose accepted input ranks it keeps;
+    parameters, buffers and ``state_dict`` keys are those of ``PSPNorm``.
+
+    Examples:
+        >>> norm = SyncPSPNorm(3)  # no process group: a plain PSPNorm
+        >>> y = norm(torch.full((4, 3, 2, 2), 5.0))
+        >>> torch.allclose(y, torch.ones_like(y), atol=1e-5)
+        True
+    """
+
+    def forward(self, p: Tensor) -> Tensor:
+        if not (self.training and _group_is_distributed()):
+            return super().forward(p)
+        self._check_input(p)
+        pf = p.float() if p.dtype in (torch.float16, torch.bfloat16) else p
+        reduce_dims = [d for d in range(p.ndim) if d != 1]
+        local_count = torch.tensor([p.numel() // p.shape[1]], dtype=pf.dtype, device=pf.device)
+        # One all-reduce: per-channel sums of p² and, in the last slot, the sample count.
+        totals = _all_reduce(torch.cat([pf.square().sum(dim=reduce_dims), local_count]))
+        sq_mean = totals[:-1] / totals[-1]
+        if self.track_running_stats:
+            self._update_running(sq_mean.detach())
+        scale = torch.rsqrt(sq_mean + self.eps)
+        shape = [1, -1] + [1] * (p.ndim - 2)
+        if self.affine:
+            scale = scale * self.weight.to(pf.dtype)
+            out = pf * scale.view(shape) + self.bias.to(pf.dtype).view(shape)
+        else:
+            out = pf * scale.view(shape)
+        return out.to(p.dtype)
+
+
+def sync_psp_norm(module: nn.Module) -> nn.Module:
+    """Make every PSP normalization of ``module`` synchronise its statistic across processes.
+
+    Each ``PSPNorm``, ``PSPNorm1d`` and ``PSPNorm2d`` (exact types) becomes a
+    :class:`SyncPSPNorm` sharing its parameters and buffers, so ``state_dict`` keys and
+    values are unchanged; it works with ``gloo`` and ``nccl``. Returns the converted module
+    (the root itself may be replaced). :func:`sync_batchnorm` calls it.
+
+    Examples:
+        >>> from snn_singlestep.core.psp import PSPNorm2d
+        >>> net = sync_psp_norm(nn.Sequential(nn.Conv2d(1, 2, 1), PSPNorm2d(2)))
+        >>> type(net[1]).__name__, sorted(net.state_dict())
+        ('SyncPSPNorm', ['0.bias', '0.weight', '1.bias', '1.num_batches_tracked', '1.running_sq_mean', '1.weight'])
+    """
+    if type(module) in (PSPNorm, PSPNorm1d, PSPNorm2d):
+        new = SyncPSPNorm(module.num_features, module.eps, module.momentum, module.affine,
+                          module.track_running_stats)
+        new._ndims, new._layout = module._ndims, module._layout
+        if module.affine:
+            new.weight = module.weight
+            new.bias = module.bias
+        if module.track_running_stats:
+            new.running_sq_mean = module.running_sq_mean
+            new.num_batches_tracked = module.num_batches_tracked
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        new_child = sync_psp_norm(child)
+        if new_child is not child:
+            setattr(module, name, new_child)
+    return module
+
+
+def sync_batchnorm(module: nn.Module, device: Optional[torch.device] = None) -> nn.Module:
+    """Make every BatchNorm and PSPNorm of ``module`` synchronise its statistics across processes.
+
+    On CUDA BatchNorm is converted with ``nn.SyncBatchNorm.convert_sync_batchnorm``;
+    elsewhere each ``nn.BatchNorm*d`` becomes a :class:`GlooSyncBatchNorm` sharing its
+    parameters and buffers, so ``state_dict`` keys and values are unchanged. PSP
+    normalizations become :class:`SyncPSPNorm` (:func:`sync_psp_norm`) on every device.
+    Returns the converted module (the root itself may be replaced).
 
     Examples:
         >>> net = sync_batchnorm(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)))
         >>> type(net[1]).__name__, sorted(net.state_dict())[:2]
         ('GlooSyncBatchNorm', ['0.bias', '0.weight'])
     """
+    module = sync_psp_norm(module)
     if device is not None and torch.device(device).type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return _sync_batchnorm_cpu(module)
+
+
+def _sync_batchnorm_cpu(module: nn.Module) -> nn.Module:
     # Exact types only: subclasses (e.g. SpikingJelly's multi-step layers) behave differently.
     if type(module) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
         new = GlooSyncBatchNorm(
@@ -240,7 +333,7 @@ def sync_batchnorm(module: nn.Module, device: Optional[torch.device] = None) -> 
         new.train(module.training)
         return new
     for name, child in module.named_children():
-        new_child = sync_batchnorm(child, device)
+        new_child = _sync_batchnorm_cpu(child)
         if new_child is not child:
             setattr(module, name, new_child)
     return module

@@ -20,12 +20,18 @@ Output directory (``TrainConfig.out``), written by rank 0 only:
                   ``seconds``
 ``curves.png``    loss and accuracy per epoch
 ================  ===========================================================
+
+Each file is written atomically (:func:`snn_singlestep.core.io.atomic_write`: a temporary
+``.NAME.<random>.tmp`` next to it, renamed over it). A run killed mid-write can leave such a
+temporary file behind; the next run into the same directory removes those of the four files
+above, and nothing else (:func:`remove_stale_temp_files`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -62,6 +68,7 @@ __all__ = [
     "fit",
     "model_from_checkpoint",
     "plot_history",
+    "remove_stale_temp_files",
     "train",
 ]
 
@@ -405,6 +412,49 @@ def fit(
 
 
 # --------------------------------------------------------------------------- files
+#: The files :func:`train` writes into ``out`` (each through an atomic temporary file).
+OUTPUT_NAMES = (CONFIG_NAME, CHECKPOINT_NAME, METRICS_NAME, PLOT_NAME)
+
+# The temporary names of snn_singlestep.core.io.atomic_path: tempfile.mkstemp with
+# prefix ".NAME." and suffix ".tmp", whose random part is 8 of [a-z0-9_].
+_STALE_TEMP = re.compile(
+    r"\.(" + "|".join(re.escape(n) for n in OUTPUT_NAMES) + r")\.[a-z0-9_]{8}\.tmp"
+)
+
+
+def remove_stale_temp_files(out: os.PathLike | str) -> list[Path]:
+    """Remove the temporary files an interrupted run left in ``out``; returns those removed.
+
+    Only regular files named like the temporaries of the atomic writer for the files
+    :func:`train` writes (``.curves.png.k3x_9q2a.tmp``, ``.checkpoint.pt.<random>.tmp``, ...)
+    are removed; every other file, link or directory is left alone.
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> out = pathlib.Path(tempfile.mkdtemp())
+        >>> for name in (".curves.png.ab12_xyz.tmp", ".notes.txt.ab12_xyz.tmp", "curves.png"):
+        ...     _ = (out / name).write_bytes(b"")
+        >>> [p.name for p in remove_stale_temp_files(out)], sorted(p.name for p in out.iterdir())
+        (['.curves.png.ab12_xyz.tmp'], ['.notes.txt.ab12_xyz.tmp', 'curves.png'])
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(out))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not _STALE_TEMP.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            os.unlink(entry.path)
+        except OSError:  # gone already, or not ours to remove: leave it
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
 def _write_metrics(path: Path, history: list[dict]) -> None:
     with atomic_write(path, "w") as f:
         for row in history:
@@ -584,6 +634,7 @@ def _train(config: TrainConfig, ctx: DistContext) -> TrainResult:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ConfigError(f"out: cannot create {out} ({err.strerror or err})") from None
+        remove_stale_temp_files(out)
         _write_json(out / CONFIG_NAME, run)
     start = time.perf_counter()
     for row in _epochs(net, model, optimizer, scheduler, train_data, test_data, ctx=ctx,
