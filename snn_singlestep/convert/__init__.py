@@ -10,7 +10,7 @@ through :func:`register_rule`.
 
 from ..core.registry import Rule, RuleContext, get_rule, list_rules, register_rule, unregister_rule
 from .calibrate import calibrate
-from .collapse import CollapseOptions, SingleStepInput, collapse
+from .collapse import CollapseOptions, MembraneReadout, SingleStepInput, collapse
 from .multistep import MultiStepNet, to_multistep
 from .report import CalibrationEntry, CollapseReport, ReportEntry
 
@@ -18,6 +18,7 @@ __all__ = [
     "CalibrationEntry",
     "CollapseOptions",
     "CollapseReport",
+    "MembraneReadout",
     "MultiStepNet",
     "ReportEntry",
     "Rule",

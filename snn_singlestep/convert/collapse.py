@@ -40,6 +40,7 @@ __all__ = [
     "CalibrationEntry",
     "CollapseOptions",
     "CollapseReport",
+    "MembraneReadout",
     "ReportEntry",
     "SingleStepInput",
     "collapse",
@@ -49,6 +50,9 @@ MODES = ("exact", "calibrated")
 #: Values of ``step_mode=``: ``"auto"`` or one of SpikingJelly's step modes.
 STEP_MODE_CHOICES = ("auto", *STEP_MODES)
 ERRORS = ("raise", "keep")
+#: Values of ``readout=``: ``"auto"`` (keep the output, warn when it is spikes), ``"spikes"``
+#: (keep it, no warning), ``"membrane"`` (the output neuron returns its membrane).
+READOUTS = ("auto", "spikes", "membrane")
 
 
 # --- the walk -------------------------------------------------------------------------
@@ -60,6 +64,7 @@ class _Walk:
     mode: str
     surrogate: Optional[Callable]
     report: CollapseReport
+    keep: bool = False  # keep each module's own step mode (nets with their own forward)
     step_modes: dict[int, str] = field(default_factory=dict)  # id(module) -> 's' / 'm'
     done: dict[int, nn.Module] = field(default_factory=dict)  # shared modules convert once
     spiking_paths: list[str] = field(default_factory=list)
@@ -83,9 +88,19 @@ def _unknown_reason(module: nn.Module, step_mode: str, frameworks: Sequence[str]
     return None
 
 
+def _own_step_mode(module: nn.Module) -> Optional[str]:
+    for fw in registry.frameworks():
+        mode = fw.step_mode_of(module)
+        if mode is not None:
+            return mode
+    return None
+
+
 def _visit(module: nn.Module, path: str, step_mode: str, walk: _Walk) -> nn.Module:
     if id(module) in walk.done:
         return walk.done[id(module)]
+    if walk.keep:
+        step_mode = _own_step_mode(module) or step_mode
     rule = get_rule(type(module), walk.frameworks)
     out = module
     child_step_mode = step_mode
@@ -199,6 +214,147 @@ def _install_input_hook(net: nn.Module, ndim: int, add_time: bool) -> None:
     net.register_forward_pre_hook(SingleStepInput(ndim, add_time))
 
 
+class MembraneReadout(nn.Module):
+    r"""A collapsed output neuron read out as its first-step membrane :math:`h_1` (no spikes).
+
+    Built by ``collapse(net, readout="membrane")`` for the spiking neuron the net's output
+    comes from. It returns ``neuron.membrane(x)`` where the neuron returned spikes; a neuron
+    returning a tuple (snnTorch's ``spk, mem``) gets its first element replaced, the rest is
+    kept. The neuron's parameters, buffers and children are this module's own, under the
+    same names, so ``state_dict`` keys are unchanged (a checkpoint of the source loads with
+    ``strict=True``); parameters entering :math:`h_1` (``ParametricLIFNode.w``, …) learn.
+
+    Args:
+        neuron: a collapsed neuron with ``membrane(x)`` (see
+            :class:`~snn_singlestep.core.registry.Calibratable`).
+
+    Examples:
+        >>> import torch
+        >>> from spikingjelly.activation_based import neuron
+        >>> from snn_singlestep import collapse
+        >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2), neuron.LIFNode(tau=2.0))
+        >>> single = collapse(net, readout="membrane")
+        >>> x = torch.ones(1, 3)
+        >>> torch.equal(single(x), single[0](x) / 2)  # h1 = x / tau
+        True
+    """
+
+    def __init__(self, neuron: nn.Module) -> None:
+        super().__init__()
+        if not callable(getattr(neuron, "membrane", None)):
+            raise ConfigError(
+                f"{qualname(neuron)} has no membrane(x): it cannot be read out as a membrane"
+            )
+        # the neuron is not a child: its state is this module's own (same state_dict keys)
+        self.__dict__["neuron"] = neuron
+        self._parameters = neuron._parameters
+        self._buffers = neuron._buffers
+        self._non_persistent_buffers_set = neuron._non_persistent_buffers_set
+        self._modules = neuron._modules
+        self.training = neuron.training
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            neuron = self.__dict__.get("neuron")
+            if neuron is None:
+                raise
+            return getattr(neuron, name)  # the neuron's API (init_leaky, v_threshold, …)
+
+    def train(self, mode: bool = True) -> "MembraneReadout":
+        super().train(mode)
+        self.neuron.training = mode
+        return self
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self.neuron._load_from_state_dict(*args, **kwargs)
+
+    def forward(self, x: Tensor, *args, **kwargs):
+        v = self.neuron.membrane(x)
+        out = self.neuron(x, *args, **kwargs)
+        if isinstance(out, tuple):
+            return (v, *out[1:])
+        return v
+
+    def extra_repr(self) -> str:
+        return f"neuron={type(self.neuron).__name__}"
+
+
+def _has_own_parameters(module: nn.Module) -> bool:
+    return next(module.parameters(recurse=False), None) is not None
+
+
+def _spiking_output(net: nn.Module) -> tuple[Optional[str], Optional[str]]:
+    """``(path, None)`` of the spiking neuron the net's output comes straight from, or
+    ``(None, why_not)``.
+
+    Run-free: the last spiking module in registration order, unless a module with weights
+    of its own (a ``Linear``, a convolution, a norm, …) is registered after it. Parameter-free
+    modules after it (pooling, ``mean``, ``Flatten``, dropout) keep spikes spikes.
+    """
+    last: Optional[str] = None
+    after: Optional[str] = None
+    for path, m in net.named_modules():
+        if last is not None and (last == "" or path.startswith(last + ".")):
+            continue  # inside the neuron
+        if registry.is_spiking(m):
+            last, after = path, None
+        elif last is not None and after is None and _has_own_parameters(m):
+            after = path
+    if last is None:
+        return None, "it has no spiking neuron"
+    if after is not None:
+        return None, f"the last spiking neuron {last!r} is followed by the layer {after!r}"
+    return last, None
+
+
+def _membrane_readout(work: nn.Module, path: str, report: CollapseReport) -> nn.Module:
+    neuron = work.get_submodule(path)
+    if not isinstance(neuron, registry.Calibratable):
+        raise ConversionError(
+            f"readout='membrane': the output neuron {path or '<net>'!r} ({qualname(neuron)}) "
+            "has no membrane(x) (it is not a collapsed neuron); drop readout='membrane'",
+            report=report,
+        )
+    readout = MembraneReadout(neuron)
+    if path:
+        parent_path, _, name = path.rpartition(".")
+        work.get_submodule(parent_path)._modules[name] = readout
+    else:
+        work = readout
+    for e in report.entries:
+        if e.path == path and e.action in ("replaced", "kept", "adapted"):
+            e.action, e.target = "replaced", qualname(readout)
+            e.detail = f"{e.detail} Read out as its first-step membrane (readout='membrane')."
+    return work
+
+
+def _spike_output_warning(net: nn.Module, path: str, report: CollapseReport) -> None:
+    text = (
+        f"the output of {type(net).__name__} comes straight from the spiking neuron "
+        f"{path or '<net>'!r}: at T=1 it emits at most one spike per unit, so class scores "
+        "read from it tie often (an exactly collapsed firing-rate classifier can score near "
+        "chance before fine-tuning). What helps: collapse(..., readout='membrane') (that "
+        "layer returns its first-step membrane instead), mode='calibrated', or fine-tuning "
+        "at T=1; readout='spikes' keeps the spikes without this warning"
+    )
+    report.notes.append(f"{path or '<net>'}: spiking output layer (ties at T=1)")
+    warnings.warn(text, SingleStepWarning, stacklevel=4)
+
+
+def _library_forward(net: nn.Module, names: Sequence[str]) -> bool:
+    """Whether the library owns ``net``'s forward: an ``nn.Sequential`` (or another torch
+    container), a framework's class (model zoo, layers, neurons) or a class with a rule.
+    A user's class that defines its own ``forward`` does not."""
+    if get_rule(type(net), names) is not None:
+        return True
+    owner = next((k for k in type(net).__mro__ if "forward" in vars(k)), nn.Module)
+    if owner.__module__.split(".")[0] in ("torch", __name__.split(".")[0]):
+        return True
+    return any(fw.owns(net) or fw.is_spiking(net) for fw in registry.frameworks())
+
+
 @dataclass(frozen=True)
 class CollapseOptions:
     """The options of :func:`collapse`, checked once when the object is built.
@@ -221,6 +377,7 @@ class CollapseOptions:
     input_ndim: Union[str, int, None] = "auto"
     surrogate: Optional[Callable[[Tensor], Tensor]] = None
     errors: str = "raise"
+    readout: str = "auto"
     return_report: bool = False
     verbose: bool = False
 
@@ -228,6 +385,7 @@ class CollapseOptions:
         choice("mode", self.mode, MODES)
         choice("step_mode", self.step_mode, STEP_MODE_CHOICES)
         choice("errors", self.errors, ERRORS)
+        choice("readout", self.readout, READOUTS)
         for name in ("inplace", "return_report", "verbose"):
             flag(name, getattr(self, name))
         if self.input_ndim not in ("auto", None):
@@ -258,10 +416,13 @@ def _frameworks_in(net: nn.Module) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _has_own_time_axis(net: nn.Module) -> bool:
-    """A time-structured model that builds its own ``[T, B, ...]`` from ``[B, ...]``."""
-    return isinstance(getattr(net, "T", None), int) and any(
-        fw.time_major(net, None) for fw in registry.frameworks()
+def _has_own_time_axis(net: nn.Module, names: Sequence[str]) -> bool:
+    """A net that builds its own ``[T, B, ...]`` from ``[B, ...]``: a time-structured model,
+    or a user's net with an int ``T`` and its own forward (SpikingJelly's examples)."""
+    if not isinstance(getattr(net, "T", None), int):
+        return False
+    return any(fw.time_major(net, None) for fw in registry.frameworks()) or not _library_forward(
+        net, names
     )
 
 
@@ -280,6 +441,7 @@ def collapse(
     input_ndim: Union[str, int, None] = "auto",
     surrogate: Optional[Callable[[Tensor], Tensor]] = None,
     errors: str = "raise",
+    readout: str = "auto",
     return_report: bool = False,
     verbose: bool = False,
 ):
@@ -308,17 +470,33 @@ def collapse(
         run_original: ``fn(original_net, x)`` running the multi-step net on one batch for T
             steps (calibration; the default is the framework's own reference run, see
             :func:`snn_singlestep.convert.calibrate.calibrate`).
-        step_mode: SpikingJelly only. ``"auto"``: single-step ``'s'`` everywhere, except in
-            models whose forward is written for ``[T, B, ...]`` (MS-ResNet, Spikformer, …),
-            which keep ``'m'`` with T=1. ``"s"`` / ``"m"`` force one layout for the net.
+        step_mode: SpikingJelly only. ``"auto"``: collapse replaces neurons, not the way
+            the net is called. A net whose class defines its own ``forward`` (SpikingJelly's
+            example CSNN: ``x.unsqueeze(0).repeat(self.T, ...)``, layers in ``'m'``,
+            ``.mean(0)``; or a Python loop over T in ``'s'``) keeps every module's step mode
+            and gets no input adapter: call it as before, with ``net.T = 1``. An
+            ``nn.Sequential`` of framework layers and the model zoo go single-step ``'s'``
+            everywhere (they then take ``[B, ...]``), except models whose forward is written
+            for ``[T, B, ...]`` (MS-ResNet, Spikformer, …), which keep ``'m'`` with T=1.
+            ``"s"`` / ``"m"`` force one layout for the whole net (and install the input
+            adapter, see ``input_ndim``).
         input_ndim: number of dims of a ``[B, ...]`` input. The converted net then also
             accepts ``[1, B, ...]`` and raises :class:`~snn_singlestep.errors.ShapeError` for
-            T > 1. ``"auto"`` infers it from the first convolution of a SpikingJelly net;
-            None turns the check off.
+            T > 1. ``"auto"`` infers it from the first convolution of a SpikingJelly net
+            whose forward the library owns (none for a net with its own forward); None turns
+            the check off. In step mode ``'m'`` the input gets a time axis of size 1 back,
+            unless the net builds its own (a model with an int ``T``).
         surrogate: spike function of the converted neurons (default: the S² surrogate).
         errors: ``"raise"`` (default): raise one ConversionError listing every module that
             cannot be converted (the error's ``report`` attribute holds the full report).
             ``"keep"``: leave them as they are, with a warning.
+        readout: how to treat a net whose output comes straight from a spiking neuron (the
+            last spiking module in registration order with no weighted layer after it; at
+            T=1 its spikes tie often). ``"auto"``: keep it, with a SingleStepWarning naming
+            the layer. ``"spikes"``: keep it, no warning. ``"membrane"``: replace that
+            neuron by a :class:`MembraneReadout` returning its first-step membrane
+            :math:`h_1` (``state_dict`` keys unchanged); ConversionError if the output is
+            not spiking.
         return_report: return ``(net, report)`` instead of ``net``.
         verbose: print the report.
 
@@ -326,6 +504,9 @@ def collapse(
         The single-step net, or ``(net, report)`` with a ``CollapseReport`` when
         ``return_report`` is set. A net without any spiking neuron is returned as it is,
         with a SingleStepWarning.
+
+    Warns:
+        SingleStepWarning: the output comes straight from a spiking neuron (``readout``).
 
     Raises:
         ConversionError: ``net`` is not a module, or some spiking module cannot be
@@ -354,6 +535,27 @@ def collapse(
     return _run(net, names, options)
 
 
+_STEP_ATTRS = ("T", "num_steps", "time_steps", "timesteps", "n_steps")
+
+
+def _note_own_forward(net: nn.Module, root: str, report: CollapseReport) -> None:
+    """Report notes for a net whose forward is its own (step modes kept, no input adapter)."""
+    if any(_own_step_mode(m) is not None for m in net.modules()):
+        report.notes.append(
+            f"{type(net).__name__} has its own forward: every step mode is kept as you set it "
+            f"({'multi-step' if root == 'm' else 'single-step'} layout) and the net is called "
+            "as before; step_mode='s' / 'm' and input_ndim=<int> make collapse choose the layout "
+            "and check the input instead"
+        )
+    for attr in _STEP_ATTRS:
+        steps = getattr(net, attr, None)
+        if isinstance(steps, int) and not isinstance(steps, bool) and steps > 1:
+            report.notes.append(
+                f"{type(net).__name__}.{attr} = {steps}: its forward still runs {steps} steps "
+                f"(each the same first step); set net.{attr} = 1"
+            )
+
+
 def _run(net: nn.Module, names: tuple[str, ...], opt: CollapseOptions):
     report = CollapseReport(frameworks=names, mode=opt.mode)
     if not _is_spiking(net):
@@ -373,8 +575,15 @@ def _run(net: nn.Module, names: tuple[str, ...], opt: CollapseOptions):
         )
     original = copy_net(net) if (opt.inplace and calibrated) else net
     work = net if opt.inplace else copy_net(net)
-    walk = _Walk(names, opt.mode, opt.surrogate, report)
-    work = _visit(work, "", "m" if opt.step_mode == "m" else "s", walk)
+    # step_mode="auto": a net whose forward is the user's own keeps every module's step mode
+    # (it is called as before); the library's own forwards (nn.Sequential, model zoo) go 's'
+    keep = opt.step_mode == "auto" and not _library_forward(work, names)
+    walk = _Walk(names, opt.mode, opt.surrogate, report, keep=keep)
+    if keep:
+        root = "m" if any(_own_step_mode(m) == "m" for m in work.modules()) else "s"
+    else:
+        root = "m" if opt.step_mode == "m" else "s"
+    work = _visit(work, "", root, walk)
 
     if report.unconverted:
         lines = "\n".join(
@@ -393,12 +602,28 @@ def _run(net: nn.Module, names: tuple[str, ...], opt: CollapseOptions):
             stacklevel=3,
         )
 
+    out_path, no_spike_output = _spiking_output(work)
+    if opt.readout == "membrane":
+        if out_path is None:
+            raise ConversionError(
+                f"readout='membrane': the output of {type(net).__name__} does not come "
+                f"straight from a spiking neuron ({no_spike_output}); drop readout='membrane'",
+                report=report,
+            )
+        work = _membrane_readout(work, out_path, report)
+    elif opt.readout == "auto" and out_path is not None:
+        _spike_output_warning(net, out_path, report)
+
     hooks = [fw for fw in registry.frameworks() if fw.name in names]
     for fw in hooks:
         fw.finalize(work, walk)
 
     ndim = opt.input_ndim
-    if ndim == "auto":
+    if keep:
+        _note_own_forward(work, root, report)
+    if ndim == "auto" and keep:
+        ndim = None  # collapse replaces neurons, not the way the net is called
+    elif ndim == "auto":
         ndim = next((n for n in (fw.default_input_ndim(work) for fw in hooks) if n), None)
         if ndim is None and any(fw.step_modes for fw in hooks):
             report.notes.append(
@@ -406,7 +631,7 @@ def _run(net: nn.Module, names: tuple[str, ...], opt: CollapseOptions):
                 "layer; pass input_ndim=<int> to accept [1, B, ...] input and reject T > 1"
             )
     if ndim is not None:
-        add_time = walk.step_modes.get(id(work)) == "m" and not _has_own_time_axis(work)
+        add_time = walk.step_modes.get(id(work)) == "m" and not _has_own_time_axis(work, names)
         _install_input_hook(work, ndim, add_time)
         report.input_ndim = ndim
 

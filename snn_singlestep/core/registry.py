@@ -264,6 +264,9 @@ class Framework:
         step_modes: whether the framework's modules have step modes ``'s'`` / ``'m'``.
         set_step_mode: ``fn(net, step_mode)`` sets ``'s'`` / ``'m'`` on the framework's
             modules (frameworks without step modes: nothing).
+        step_mode_of: ``fn(module)`` → the step mode (``'s'`` / ``'m'``) ``module`` runs in
+            as its user set it, or None for a module without one (``collapse`` keeps it for
+            nets with their own forward).
         modules_replaced: ``fn(net)`` after modules of ``net`` were replaced (e.g. to clear
             a cached list of stateful modules).
         step_native: ``fn(net)``: ``net`` is built from layers that take ``[T, B, ...]``
@@ -286,6 +289,7 @@ class Framework:
     time_major: Callable[[nn.Module, Optional[Tensor]], bool] = _false
     step_modes: bool = False
     set_step_mode: Callable[[nn.Module, str], None] = _none
+    step_mode_of: Callable[[nn.Module], Optional[str]] = _none
     modules_replaced: Callable[[nn.Module], None] = _none
     step_native: Callable[[nn.Module], bool] = _false
     is_heaviside: Callable[[Any], bool] = _false

@@ -35,12 +35,13 @@ def collapse(net, **options):
     :func:`snn_singlestep.collapse` with SpikingJelly's rules only (same keyword arguments).
     Neurons become single-step nodes computing the source's first step (``docs/collapse.md``);
     containers and stateful layers are converted in place so ``state_dict`` keys are
-    unchanged (a checkpoint of the source loads with ``strict=True``); step mode becomes
-    ``'s'`` everywhere (``'m'`` with ``T = 1`` inside models whose forward is written for
-    ``[T, B, ...]``); the reset cache is invalidated. The result takes ``[B, ...]`` input,
-    also accepts ``[1, B, ...]``, rejects T > 1 with a
-    :class:`~snn_singlestep.errors.ShapeError`, and returns what the source returned at T=1
-    without the time dimension.
+    unchanged (a checkpoint of the source loads with ``strict=True``); the reset cache is
+    invalidated. A net with its own ``forward`` (SpikingJelly's example nets) keeps its step
+    modes and is called as before (set ``net.T = 1``). An ``nn.Sequential`` of framework
+    layers or a model-zoo model is set to step mode ``'s'`` (``'m'`` with ``T = 1`` inside
+    models whose forward is written for ``[T, B, ...]``): it takes ``[B, ...]`` input, also
+    accepts ``[1, B, ...]``, rejects T > 1 with a :class:`~snn_singlestep.errors.ShapeError`,
+    and returns what the source returned at T=1 without the time dimension.
 
     Examples:
         >>> import torch

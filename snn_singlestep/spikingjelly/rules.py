@@ -22,8 +22,10 @@ Containers: ``SeqToANNContainer``, ``MultiStepContainer``, ``TLastSeqToANNContai
 so each call is their first step; multi-step-only layers get a time axis of size 1 around
 their call (:func:`add_time_axis`). Models whose forward is written for ``[T, B, ...]``
 (``MSResNet``, ``Spikformer``, ``SpikeDrivenTransformer``, ``QKFormer``, ``MASNN``,
-``MaxFormer``) keep step mode ``'m'`` and run with ``T = 1``. Everything else is set to step
-mode ``'s'`` and the reset cache is invalidated.
+``MaxFormer``) keep step mode ``'m'`` and run with ``T = 1``. Nets whose forward is the
+user's own (SpikingJelly's example CSNN) keep every module's step mode, so they are called as
+before (with ``net.T = 1``). Everything else is set to step mode ``'s'``. The reset cache is
+invalidated.
 """
 
 from __future__ import annotations
@@ -819,8 +821,27 @@ def _unknown_reason(m: nn.Module, step_mode: str) -> Optional[str]:
     return None
 
 
+def _step_mode_of(m: nn.Module) -> Optional[str]:
+    """The step mode a SpikingJelly module runs in as set by its user (multi-step-only
+    modules and containers: ``'m'``); None for modules without step mode."""
+    if not isinstance(m, base.StepModule):
+        return None
+    try:
+        modes = tuple(m.supported_step_mode())
+    except Exception:
+        modes = ()
+    if modes == ("m",):
+        return "m"
+    try:
+        mode = m.step_mode
+    except AttributeError:  # a step module whose mode was never set
+        return None
+    return mode if mode in ("s", "m") else None
+
+
 def _finalize(net: nn.Module, walk) -> None:
-    """Set every module's step mode ('s', or 'm' inside time-structured models)."""
+    """Set every module's step mode: the one the walk chose ('s', 'm' inside time-structured
+    models, or the module's own for nets with their own forward)."""
 
     def visit(m: nn.Module, mode: str) -> None:
         mode = walk.step_modes.get(id(m), mode)
@@ -852,9 +873,10 @@ def _default_input_ndim(net: nn.Module) -> Optional[int]:
 
 def _run_steps(net: nn.Module, x: Tensor, T: int) -> None:
     """Reference run from the reset state: ``net.T = T`` for models that build their own
-    ``[T, B, ...]``, ``x`` repeated T times in step mode ``'m'``, T calls in ``'s'``."""
+    ``[T, B, ...]`` (zoo models, and users' nets with an int ``T`` and their own forward),
+    ``x`` repeated T times in step mode ``'m'``, T calls in ``'s'``."""
     functional.reset_net(net)
-    if _builds_own_sequence(net):
+    if _builds_own_sequence(net) or _own_forward_with_T(net):
         old, net.T = net.T, T
         try:
             net(x)
@@ -871,6 +893,19 @@ def _run_steps(net: nn.Module, x: Tensor, T: int) -> None:
 def _builds_own_sequence(net: nn.Module) -> bool:
     """A model-zoo model whose forward turns ``[B, ...]`` into ``[T, B, ...]`` itself."""
     return isinstance(getattr(net, "T", None), int) and callable(getattr(net, "_to_sequence", None))
+
+
+_LIBRARY_PACKAGES = ("torch", "spikingjelly", __name__.split(".")[0])
+
+
+def _own_forward_with_T(net: nn.Module) -> bool:
+    """A user's net with an int ``T`` and its own forward (SpikingJelly's examples): it
+    builds ``[T, B, ...]`` from ``[B, ...]`` itself (``x.unsqueeze(0).repeat(self.T, ...)``)
+    or loops ``for t in range(self.T)``."""
+    if not isinstance(getattr(net, "T", None), int) or isinstance(net, nn.Sequential):
+        return False
+    owner = next((k for k in type(net).__mro__ if "forward" in vars(k)), nn.Module)
+    return owner.__module__.split(".")[0] not in _LIBRARY_PACKAGES
 
 
 def _time_major(m: nn.Module, x: Optional[Tensor]) -> bool:
@@ -927,6 +962,7 @@ registry.register_framework(
         time_major=_time_major,
         step_modes=True,
         set_step_mode=_set_step_mode,
+        step_mode_of=_step_mode_of,
         modules_replaced=lambda net: functional.invalidate_reset_cache(net),
         step_native=_step_native,
         is_heaviside=_is_heaviside,

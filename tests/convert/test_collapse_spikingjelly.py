@@ -228,7 +228,13 @@ def test_containers_keep_keys_and_first_step():
     x = torch.rand(5, 1, 8, 8) * 4
     ref = src(x.unsqueeze(0))[0]
     keys = src.state_dict()
-    net, report = ss.spikingjelly.collapse(src, return_report=True)
+    # step_mode="auto" keeps a user's own forward as it is called: containers stay, [1, B, ...]
+    kept = ss.spikingjelly.collapse(src).eval()
+    assert type(kept.stem) is layer.SeqToANNContainer and kept.sn1.step_mode == "m"
+    assert list(kept.state_dict()) == list(keys)
+    torch.testing.assert_close(kept(x.unsqueeze(0))[0], ref, rtol=0, atol=0)
+    # step_mode="s" (asked for): single-step layout, [B, ...] input
+    net, report = ss.spikingjelly.collapse(src, step_mode="s", return_report=True)
     assert isinstance(net.stem, jc.SingleStepSequential) and isinstance(
         net.block, jc.SingleStepSequential
     )
@@ -254,7 +260,9 @@ def test_tlast_containers():
     x = torch.randn(4, 6) * 3
     functional.set_step_mode(src, "m")
     ref = src(x.unsqueeze(-1))[..., 0]
-    net = ss.spikingjelly.collapse(src, input_ndim=None)
+    kept = ss.spikingjelly.collapse(src)  # its own forward: called as before, [B, F, 1]
+    torch.testing.assert_close(kept(x.unsqueeze(-1))[..., 0], ref, rtol=0, atol=0)
+    net = ss.spikingjelly.collapse(src, step_mode="s", input_ndim=None)
     assert isinstance(net.a, jc.SingleStepSequential) and isinstance(net.b, jc.SingleStepSequential)
     torch.testing.assert_close(net(x), ref, rtol=0, atol=0)
     assert list(net.state_dict()) == list(src.state_dict())
@@ -462,7 +470,7 @@ def test_collapsed_nets_pickle(tmp_path):
 
     sj = ss.spikingjelly.collapse(ConvNet())
     st = ss.snntorch.collapse(nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=0.9, init_hidden=True)))
-    x = torch.rand(3, 1, 8, 8)
+    x = torch.rand(1, 3, 1, 8, 8)  # ConvNet's own forward takes [T, B, ...], as before collapse
     for net, inp in ((sj.eval(), x), (st, torch.rand(3, 4))):
         path = tmp_path / "net.pt"
         torch.save(net, path)
