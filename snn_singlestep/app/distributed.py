@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.distributed as dist
@@ -277,20 +277,34 @@ def sync_psp_norm(module: nn.Module) -> nn.Module:
         >>> type(net[1]).__name__, sorted(net.state_dict())
         ('SyncPSPNorm', ['0.bias', '0.weight', '1.bias', '1.num_batches_tracked', '1.running_sq_mean', '1.weight'])
     """
-    if type(module) in (PSPNorm, PSPNorm1d, PSPNorm2d):
-        new = SyncPSPNorm(module.num_features, module.eps, module.momentum, module.affine,
-                          module.track_running_stats)
-        new._ndims, new._layout = module._ndims, module._layout
-        if module.affine:
-            new.weight = module.weight
-            new.bias = module.bias
-        if module.track_running_stats:
-            new.running_sq_mean = module.running_sq_mean
-            new.num_batches_tracked = module.num_batches_tracked
+    return _replace_exact(module, (PSPNorm, PSPNorm1d, PSPNorm2d), _sync_psp)
+
+
+def _sync_psp(module: PSPNorm) -> "SyncPSPNorm":
+    new = SyncPSPNorm(
+        module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+    )
+    new._ndims, new._layout = module._ndims, module._layout  # the input shapes it accepts
+    return new
+
+
+def _replace_exact(
+    module: nn.Module, types: tuple[type, ...], make: Callable[[nn.Module], nn.Module]
+) -> nn.Module:
+    """Replace every submodule whose exact type is in ``types`` by ``make(submodule)``.
+
+    The replacement shares the original's parameters and buffers (same objects), so
+    ``state_dict`` keys and values are unchanged. Exact types only: subclasses (e.g.
+    SpikingJelly's multi-step layers) behave differently. Returns the (maybe new) root.
+    """
+    if type(module) in types:
+        new = make(module)
+        new._parameters.update(module._parameters)
+        new._buffers.update(module._buffers)
         new.train(module.training)
         return new
     for name, child in module.named_children():
-        new_child = sync_psp_norm(child)
+        new_child = _replace_exact(child, types, make)
         if new_child is not child:
             setattr(module, name, new_child)
     return module
@@ -317,23 +331,10 @@ def sync_batchnorm(module: nn.Module, device: Optional[torch.device] = None) -> 
 
 
 def _sync_batchnorm_cpu(module: nn.Module) -> nn.Module:
-    # Exact types only: subclasses (e.g. SpikingJelly's multi-step layers) behave differently.
-    if type(module) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
-        new = GlooSyncBatchNorm(
-            module.num_features, module.eps, module.momentum, module.affine,
-            module.track_running_stats,
+    def make(bn: nn.Module) -> nn.Module:
+        return GlooSyncBatchNorm(
+            bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats
         )
-        if module.affine:
-            new.weight = module.weight
-            new.bias = module.bias
-        if module.track_running_stats:
-            new.running_mean = module.running_mean
-            new.running_var = module.running_var
-            new.num_batches_tracked = module.num_batches_tracked
-        new.train(module.training)
-        return new
-    for name, child in module.named_children():
-        new_child = _sync_batchnorm_cpu(child)
-        if new_child is not child:
-            setattr(module, name, new_child)
-    return module
+
+    return _replace_exact(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d), make)
+
