@@ -61,6 +61,7 @@ __all__ = [
     "register_framework",
     "register_neuron",
     "register_rule",
+    "register_rules",
     "reset_all",
     "spike_fn_of",
     "stateful_reason",
@@ -501,6 +502,16 @@ def register_rule(
     )
     _RULES[cls] = rule
     return rule
+
+
+def register_rules(
+    table: dict[type, RuleFn], *, framework: str, kind: str = "neuron", **options: Any
+) -> list[Rule]:
+    """:func:`register_rule` for every ``cls: fn`` of ``table`` (a glue package's rule table)."""
+    return [
+        register_rule(cls, fn, kind=kind, framework=framework, **options)
+        for cls, fn in table.items()
+    ]
 
 
 def unregister_rule(cls: type) -> None:

@@ -494,8 +494,7 @@ def _register_rules() -> None:
         snntorch.StateLeaky: _state_leaky,
         snntorch.LinearLeaky: _state_leaky,
     }
-    for cls, fn in neurons.items():
-        registry.register_rule(cls, fn, framework=fw)
+    registry.register_rules(neurons, framework=fw)
     registry.register_rule(snntorch.Alpha, _alpha, framework=fw, exact=False)
     refusals = {
         snntorch.DeltaLeaky: "snntorch.DeltaLeaky fires on |Δmem| >= delta_threshold: its first "
@@ -515,8 +514,8 @@ def _register_rules() -> None:
             "sequence; rebuild it as nn.Linear + S2Neuron"
         ),
     }
-    for cls, reason in refusals.items():
-        registry.register_rule(cls, registry.refuse_rule(reason), kind="refuse", framework=fw)
+    refuse = {cls: registry.refuse_rule(reason) for cls, reason in refusals.items()}
+    registry.register_rules(refuse, kind="refuse", framework=fw)
 
 
 _register_rules()

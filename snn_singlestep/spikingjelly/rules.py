@@ -684,8 +684,7 @@ def _register_rules() -> None:
         neuron.SimpleIFNode: _simple_if,
         neuron.SimpleLIFNode: _simple_lif,
     }
-    for cls, fn in neurons.items():
-        registry.register_rule(cls, fn, framework=fw)
+    registry.register_rules(neurons, framework=fw)
     refusals = {
         neuron.TernaryIFNode: _TERNARY,
         neuron.TernaryLIFNode: _TERNARY,
@@ -694,9 +693,8 @@ def _register_rules() -> None:
         neuron.MPBNLIFNode: "normalises the membrane with BatchNorm over the batch before "
         "firing: not a per-sample threshold on a linear function of the input in training",
     }
-    for cls, reason in refusals.items():
-        rule = registry.refuse_rule(f"{cls.__name__} {reason}")
-        registry.register_rule(cls, rule, kind="refuse", framework=fw)
+    refuse = {cls: registry.refuse_rule(f"{cls.__name__} {why}") for cls, why in refusals.items()}
+    registry.register_rules(refuse, kind="refuse", framework=fw)
     # (classes, rule, kind, note): containers and layers, edited in place or wrapped
     groups = (
         ((neuron.NonSpikingIFNode,), _non_spiking(None), "layer", ""),
