@@ -235,7 +235,7 @@ def test_out_under_a_file_is_a_usage_error(capsys, tmp_path):
 
 @pytest.mark.skipif(os.name != "posix", reason="needs POSIX permissions")
 def test_read_only_out_directory_is_a_usage_error(capsys, tmp_path, monkeypatch):
-    import snn_singlestep.app.cli as cli
+    from snn_singlestep.app import cli
 
     locked = tmp_path / "locked"
     locked.mkdir()

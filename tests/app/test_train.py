@@ -4,6 +4,7 @@ import json
 import math
 import os
 import re
+from itertools import pairwise
 
 import pytest
 import torch
@@ -173,7 +174,7 @@ def test_fit_trains_a_cnn_on_torchvision_fake_data():
     # The 24 images have random labels: only a net whose weights the trainer really updates
     # memorizes them. The loss falls every epoch (from ~ln 10 to less than half of it) and
     # the last epoch's train accuracy is far above chance (10 %); a frozen net stays at both.
-    assert losses[0] > 2.0 and all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert losses[0] > 2.0 and all(b < a for a, b in pairwise(losses)), losses
     assert losses[-1] < 0.5 * losses[0], losses
     assert result.history[-1]["train_accuracy"] >= 0.5, result.history
     assert all(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
@@ -370,7 +371,7 @@ def test_preact_resnet_trains_on_digits(tmp_path):
     assert os.path.exists(tmp_path / "checkpoint.pt")
     # It learns: the train loss falls every epoch, by more than 0.3 nats in all, and the
     # accuracies end above the 10 % of chance (200 test digits: chance is 10 ± 2 %).
-    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert all(b < a for a, b in pairwise(losses)), losses
     assert losses[-1] < losses[0] - 0.3, losses
     assert result.history[-1]["train_accuracy"] > 0.25, result.history
     assert result.test_accuracy > 0.15, result.history

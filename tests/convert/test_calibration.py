@@ -153,6 +153,32 @@ def test_snntorch_calibration_keeps_learnable_threshold():
         assert c.target_rate > 0 and abs(c.rate_after - c.target_rate) < 0.02
     net(x).sum().backward()
     assert net[1].threshold.grad is not None
+    # The gradient's values, against the first step written out by hand (float64): v = W x + b
+    # for both neurons (Leaky: β·0 + I; Synaptic: syn = I, v = syn), spikes H(v - θ) with the
+    # documented S² derivative (α = 4, β = 1) as their gradient, loss = sum of the output spikes.
+    net = net.double()
+    net.zero_grad()
+    xd = x.double()
+    out = net(xd)
+    out.sum().backward()
+    got = net[1].threshold.grad
+    theta1 = net[1].threshold.detach().clone().requires_grad_()
+    w1, b1, w2, b2 = (t.detach() for t in (net[0].weight, net[0].bias, net[2].weight, net[2].bias))
+    s1 = _s2_straight_through(nn.functional.linear(xd, w1, b1) - theta1)
+    s2 = _s2_straight_through(nn.functional.linear(s1, w2, b2) - net[3].threshold.detach())
+    (want,) = torch.autograd.grad(s2.sum(), theta1)
+    torch.testing.assert_close(out.detach(), s2.detach())  # same spikes
+    assert 0 < float(s1.detach().mean()) < 1 and 0 < float(s2.detach().mean()) < 1  # not all
+    assert bool((want != 0).all())  # every threshold of layer 1 gets a gradient
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def _s2_straight_through(z: torch.Tensor, alpha: float = 4.0, beta: float = 1.0) -> torch.Tensor:
+    """H(z) forward (H(0) = 1); backward: the documented S² derivative, written out here
+    without the package (sigmoid branch below 0, β/(1+z) at and above 0)."""
+    below, above = torch.clamp(z, max=0.0), torch.clamp(z, min=0.0)
+    primitive = torch.where(z < 0, torch.sigmoid(alpha * below), beta * torch.log1p(above) + 0.5)
+    return (z >= 0).to(z) + (primitive - primitive.detach())
 
 
 def test_calibration_errors():

@@ -174,12 +174,43 @@ def test_inplace_converts_the_net_itself():
     assert conv.net is net and type(net[1]).__name__ == "ConvertedIF"
 
 
+def _s2_straight_through(z: torch.Tensor, alpha: float = 4.0, beta: float = 1.0) -> torch.Tensor:
+    """H(z) forward (H(0) = 1); backward: the documented S² derivative, written out here
+    without the package (sigmoid branch below 0, β/(1+z) at and above 0)."""
+    below, above = torch.clamp(z, max=0.0), torch.clamp(z, min=0.0)
+    primitive = torch.where(z < 0, torch.sigmoid(alpha * below), beta * torch.log1p(above) + 0.5)
+    return (z >= 0).to(z) + (primitive - primitive.detach())
+
+
 def test_learnable_threshold_stays_a_parameter():
+    torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), S2Cell(0.5, learn_threshold=True, noise_std=0.2))
-    conv = to_multistep(net, 2)
+    net = net.double()
+    T, sigma = 3, 0.2
+    conv = to_multistep(net, T)
     assert isinstance(conv.net[1].threshold, nn.Parameter)
-    conv(torch.randn(2, 3)).sum().backward()
-    assert conv.net[1].threshold.grad is not None
+    x = torch.randn(16, 3, dtype=torch.float64)
+    conv(x).sum().backward()
+    got = conv.net[1].threshold.grad
+    assert got is not None
+    # Independent computation: the matched IF neuron written out (drive (I - θ)/w + 1/2,
+    # threshold 1, start 1/2, reset by subtraction through the spike), with the S²
+    # surrogate written by hand, differentiated by autograd w.r.t. θ.
+    theta = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    w = sigma * math.sqrt(2 * math.pi)
+    with torch.no_grad():
+        current = net[0](x)
+    v = torch.full_like(current, 0.5)
+    total = torch.zeros_like(current)
+    for _ in range(T):
+        u = v + (current - theta) / w + 0.5
+        spike = _s2_straight_through(u - 1.0)
+        v = u - spike
+        total = total + spike
+    (want,) = torch.autograd.grad((total / T).sum(), theta)
+    torch.testing.assert_close(conv(x), (total / T).detach())  # same forward
+    assert float(want.abs()) > 1e-3  # the comparison is not vacuous
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_output_sequence_and_mean_agree():
@@ -213,9 +244,38 @@ def test_tuple_outputs_are_averaged_elementwise():
             spk, mem = self.lif(self.fc(x))
             return spk, mem
 
-    conv = to_multistep(TwoHeads().eval(), 4)
-    spk, mem = conv(torch.randn(2, 3))
-    assert spk.shape == mem.shape == (2, 4) and ((spk >= 0) & (spk <= 1)).all()
+    torch.manual_seed(0)
+    T, sigma = 4, 0.3
+    model = TwoHeads().eval()
+    conv = to_multistep(model, T)
+    x = torch.randn(32, 3) * 3  # currents on both sides of the threshold 1
+    spk, mem = conv(x)
+    assert spk.shape == mem.shape == (32, 4) and ((spk >= 0) & (spk <= 1)).all()
+    # Per-step outputs by hand: the converted net stepped T times, then averaged here.
+    conv.reset()
+    steps = [conv.net(x) for _ in range(T)]
+    torch.testing.assert_close(spk, torch.stack([s for s, _ in steps]).mean(0))
+    torch.testing.assert_close(mem, torch.stack([m for _, m in steps]).mean(0))
+    # … and the IF equations written out (drive (I - θ)/w + 1/2, threshold 1, start 1/2,
+    # reset by subtraction; the membrane returned is the one after the reset).
+    with torch.no_grad():
+        current = model.fc(x).double()
+    w = sigma * math.sqrt(2 * math.pi)
+    v = torch.full_like(current, 0.5)
+    spikes, mems = [], []
+    for _ in range(T):
+        u = v + (current - 1.0) / w + 0.5
+        s = (u >= 1.0).double()
+        v = u - s
+        spikes.append(s)
+        mems.append(v)
+    spikes, mems = torch.stack(spikes), torch.stack(mems)
+    torch.testing.assert_close(spk.double(), spikes.mean(0))
+    torch.testing.assert_close(mem.double(), mems.mean(0), rtol=1e-5, atol=1e-5)
+    # not vacuous: some units fire at some steps only, so the mean differs from the last
+    # step (and from the first)
+    assert not torch.equal(spikes[-1], spikes.mean(0)) and not torch.equal(mems[-1], mems.mean(0))
+    assert not torch.equal(spikes[0], spikes.mean(0))
 
 
 # --- framework idioms ----------------------------------------------------------------------

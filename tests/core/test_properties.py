@@ -127,51 +127,92 @@ def test_derivative_continuous_at_zero_iff_alpha_is_four_beta(beta, alpha):
 
 
 # --- reading (a): time-averaged sigmoid surrogate of a K-sub-step IF neuron -------------
+#
+# θ = 1 throughout (docs/theory.md §2); β enters the readings as a gain: the package's tail
+# β/(1+x) is compared with β times the simulated quantity, for β (and α) over a range.
 
 ks = st.sampled_from([1, 3, 16, 100, 1024, 16384])
 
 
-@given(x=st.floats(-0.9, 10.0), alpha=alphas, k=ks)
-def test_time_average_converges_to_closed_form_limit_as_k_grows(x, alpha, k):
+def _g(x: float, alpha: float, beta: float) -> float:
+    """The package's g'(x) (``s2_grad``) at one point, float64."""
+    return s2_grad(torch.tensor([x], dtype=F64), alpha, beta).item()
+
+
+def _gap_bound(x: float, alpha: float) -> float:
+    """0 ≤ 1/(1+x) - G∞(x) ≤ (e^{-αx} + e^{-α})/(1+x) for x > 0 (θ = 1)."""
+    return (math.exp(-alpha * x) + math.exp(-alpha)) / (1 + x)
+
+
+@given(x=st.floats(-0.9, 10.0), alpha=alphas, beta=betas, k=ks)
+def test_time_average_converges_to_closed_form_limit_as_k_grows(x, alpha, beta, k):
     limit = ref.if_time_averaged_limit(x, alpha)
-    # Riemann-sum bound: total variation of the unimodal integrand (≤ α/2) over K.
+    g = _g(x, alpha, beta)
     for kk in (k, 4 * k):
-        err = abs(ref.if_time_averaged_surrogate(x, alpha, kk) - limit)
-        assert err <= alpha / (2 * kk) + 1e-12
+        sim = ref.if_time_averaged_surrogate(x, alpha, kk)
+        # Riemann-sum bound: total variation of the unimodal integrand (≤ α/2) over K.
+        assert abs(sim - limit) <= alpha / (2 * kk) + 1e-12
+        if x > 0:
+            # the package's tail is β × the simulated average, up to the Riemann error
+            # (shrinks with K) and the sharpness gap (shrinks with α)
+            bound = beta * (alpha / (2 * kk) + _gap_bound(x, alpha))
+            assert abs(g - beta * sim) <= bound + 1e-12
+    if x < 0:
+        # K = 1: the single sub-step is the whole step (v_1 = u), so the "average" is the
+        # multi-step sigmoid surrogate at its only step: S²'s branch below threshold, any β.
+        assert math.isclose(g, ref.if_time_averaged_surrogate(x, alpha, 1), rel_tol=1e-12)
 
 
-@given(x=st.floats(0.01, 20.0), alpha=st.floats(1.0, 200.0))
-def test_time_average_limit_tends_to_s2_tail_as_alpha_grows(x, alpha):
-    tail = s2_grad(torch.tensor([x], dtype=F64), 4.0, 1.0).item()  # β = 1, θ = 1
-    gap = tail - ref.if_time_averaged_limit(x, alpha)
-    # 1/u - G∞ = [σ(-αx) + σ(-α)]/u ∈ [0, (e^{-αx} + e^{-α})/u], and shrinks with α.
-    assert 0.0 <= gap <= (math.exp(-alpha * x) + math.exp(-alpha)) / (1 + x) + 1e-15
-    assert tail - ref.if_time_averaged_limit(x, 2 * alpha) <= gap + 1e-15
+@given(x=st.floats(0.01, 20.0), alpha=st.floats(1.0, 200.0), s2_alpha=alphas, beta=betas)
+def test_time_average_limit_tends_to_s2_tail_as_alpha_grows(x, alpha, s2_alpha, beta):
+    tail = _g(x, s2_alpha, beta)  # θ = 1; the tail does not depend on S²'s own α
+    gap = tail - beta * ref.if_time_averaged_limit(x, alpha)
+    # β/u - β G∞ = β [σ(-αx) + σ(-α)]/u ∈ [0, β (e^{-αx} + e^{-α})/u], and shrinks with α.
+    assert 0.0 <= gap <= beta * _gap_bound(x, alpha) + 1e-15
+    assert tail - beta * ref.if_time_averaged_limit(x, 2 * alpha) <= gap + 1e-15
 
 
-@given(x=st.floats(0.05, 10.0), alpha=st.floats(8.0, 64.0), k=st.sampled_from([2048, 65536]))
-def test_simulated_time_average_approaches_s2_tail(x, alpha, k):
-    # The whole chain at once: simulated multi-step quantity vs the S² tail β/(1+x), β = 1.
-    sim = ref.if_time_averaged_surrogate(x, alpha, k)
-    tail = s2_grad(torch.tensor([x], dtype=F64), alpha, 1.0).item()
-    bound = alpha / (2 * k) + (math.exp(-alpha * x) + math.exp(-alpha)) / (1 + x)
-    assert abs(sim - tail) <= bound + 1e-12
+@given(x=st.floats(0.05, 10.0), alpha=st.floats(8.0, 64.0), beta=betas,
+       k=st.sampled_from([2048, 65536]))
+def test_simulated_time_average_approaches_s2_tail(x, alpha, beta, k):
+    # The whole chain at once: β × the simulated multi-step quantity vs the S² tail
+    # β/(1+x); the bound shrinks as K and α grow, and so must the error.
+    tail = _g(x, alpha, beta)
+    for a, kk in ((alpha, k), (2 * alpha, 4 * k)):
+        sim = ref.if_time_averaged_surrogate(x, a, kk)
+        bound = beta * (a / (2 * kk) + _gap_bound(x, a))
+        assert abs(beta * sim - tail) <= bound + 1e-12
 
 
-@given(x=st.floats(-0.95, -0.01), alpha=st.floats(1.0, 200.0))
-def test_time_average_vanishes_below_threshold_where_s2_keeps_the_sigmoid(x, alpha):
+@given(x=st.floats(-0.95, -0.01), alpha=st.floats(1.0, 200.0), beta=betas)
+def test_time_average_vanishes_below_threshold_where_s2_keeps_the_sigmoid(x, alpha, beta):
     # Where reading (a) fails: below threshold G∞ ≤ σ(αx)/u → 0 as α grows; S² keeps
-    # α σ'(αx) instead (the multi-step surrogate seen at its single step).
+    # α σ'(αx) instead (the multi-step surrogate seen at its single step), whatever β.
     g_inf = ref.if_time_averaged_limit(x, alpha)
     assert 0.0 <= g_inf <= ref.sigmoid_ref(alpha * x) / (1 + x) + 1e-300
-    s2 = s2_grad(torch.tensor([x], dtype=F64), alpha, 1.0).item()
+    s2 = _g(x, alpha, beta)
     assert math.isclose(s2, alpha * ref.sigmoid_grad_ref(alpha * x), rel_tol=1e-12)
+    assert math.isclose(s2, ref.if_time_averaged_surrogate(x, alpha, 1), rel_tol=1e-12)
+    assert s2 >= g_inf * (1 - 1e-12)  # S² never gives less than the vanishing average
 
 
-def test_time_average_golden_values_of_the_design_notes():
+@given(beta=betas)
+def test_time_average_golden_values_of_the_design_notes(beta):
     got = [round(ref.if_time_averaged_limit(u - 1.0, 4.0), 3) for u in (2, 3, 4, 8)]
     assert got == [0.482, 0.327, 0.246, 0.123]
     assert round(ref.if_time_averaged_surrogate(1.0, 4.0, 1 << 16), 3) == 0.482
+    # the package side of the same tables: S² tail β/u at u = 2, 3, 4, 8 (Table 1's last
+    # row times β), within β (e^{-αx} + e^{-α})/u of β G∞ …
+    u = torch.tensor([2.0, 3.0, 4.0, 8.0], dtype=F64)
+    tail = s2_grad(u - 1.0, 4.0, beta)
+    torch.testing.assert_close(tail, beta / u, rtol=1e-12, atol=0)
+    for ui, t in zip(u.tolist(), tail.tolist()):
+        assert 0 <= t - beta * ref.if_time_averaged_limit(ui - 1.0, 4.0) <= beta * _gap_bound(
+            ui - 1.0, 4.0
+        )
+    # … and Table 4's S² column (α = 4, β = 1): 0.42, 0.961, 1, 0.9091 at x = -0.5 … 0.1
+    table4 = s2_grad(torch.tensor([-0.5, -0.1, 0.0, 0.1], dtype=F64), 4.0, 1.0)
+    assert [round(v, n) for v, n in zip(table4.tolist(), (2, 3, 0, 4))] == [0.42, 0.961, 1, 0.9091]
 
 
 def _sigmoid_surrogate_spike(z: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -180,38 +221,59 @@ def _sigmoid_surrogate_spike(z: torch.Tensor, alpha: float) -> torch.Tensor:
     return (z >= 0).to(z) + (smooth - smooth.detach())
 
 
-@given(x=st.floats(-0.9, 6.0), alpha=alphas, k=st.integers(1, 48))
-def test_time_average_is_bptt_gradient_of_multistep_rate(x, alpha, k):
-    # Run the K-sub-step IF neuron in torch, output r = mean spike, and BPTT through it:
-    # dr/d(membrane offset) is reading (a); dr/d(drive u) is the θ/u² quantity.
-    theta = 1.0
+def _bptt_rate_grads(spike_fn, x: float, k: int, theta: float = 1.0):
+    """Run the K-sub-step IF neuron (no reset) in torch with ``spike_fn`` as the spike,
+    output r = mean spike; BPTT gives dr/d(membrane offset) and dr/d(drive u). Also
+    returns the potentials v_k the run saw."""
     offset = torch.zeros((), dtype=F64, requires_grad=True)
     u = torch.tensor(theta + x, dtype=F64, requires_grad=True)
     v = offset
-    spikes = []
+    spikes, potentials = [], []
     for _ in range(k):
         v = v + u / k
-        spikes.append(_sigmoid_surrogate_spike(v - theta, alpha))
+        potentials.append(v.item())
+        spikes.append(spike_fn(v - theta))
     rate = torch.stack(spikes).mean()
     d_offset, d_u = torch.autograd.grad(rate, (offset, u))
+    return d_offset.item(), d_u.item(), potentials
+
+
+@given(x=st.floats(-0.9, 6.0), alpha=alphas, beta=betas, k=st.integers(1, 48))
+def test_time_average_is_bptt_gradient_of_multistep_rate(x, alpha, beta, k):
+    # Run the K-sub-step IF neuron in torch, output r = mean spike, and BPTT through it:
+    # dr/d(membrane offset) is reading (a); dr/d(drive u) is the θ/u² quantity.
+    d_offset, d_u, _ = _bptt_rate_grads(lambda z: _sigmoid_surrogate_spike(z, alpha), x, k)
     want_offset = ref.if_time_averaged_surrogate(x, alpha, k)
     want_u = ref.if_rate_drive_gradient(x, alpha, k)
-    assert math.isclose(d_offset.item(), want_offset, rel_tol=1e-9, abs_tol=1e-300)
-    assert math.isclose(d_u.item(), want_u, rel_tol=1e-9, abs_tol=1e-300)
+    assert math.isclose(d_offset, want_offset, rel_tol=1e-9, abs_tol=1e-300)
+    assert math.isclose(d_u, want_u, rel_tol=1e-9, abs_tol=1e-300)
+    # The same multi-step neuron with the package's spike (function and module) as its
+    # surrogate: BPTT through it is the time average of the documented g' over the
+    # sub-steps it ran through (scalar reference), weighted by k/K w.r.t. the drive.
+    for spike_fn in (lambda z: s2_spike(z, alpha, beta), S2Surrogate(alpha, beta)):
+        d_offset, d_u, v = _bptt_rate_grads(spike_fn, x, k)
+        g = [ref.s2_grad_ref(vi - 1.0, alpha, beta) for vi in v]
+        assert math.isclose(d_offset, sum(g) / k, rel_tol=1e-9, abs_tol=1e-300)
+        weighted = sum((i + 1) / k * gi for i, gi in enumerate(g)) / k
+        assert math.isclose(d_u, weighted, rel_tol=1e-9, abs_tol=1e-300)
+        if x < 0:  # never at threshold within the step: S² is the sigmoid surrogate there
+            assert math.isclose(d_offset, want_offset, rel_tol=1e-9, abs_tol=1e-300)
 
 
-@given(x=st.floats(0.2, 10.0))
-def test_rate_gradient_wrt_drive_is_not_the_tail(x):
+@given(x=st.floats(0.2, 10.0), beta=betas)
+def test_rate_gradient_wrt_drive_is_not_the_tail(x, beta):
     # Documented caveat: w.r.t. the drive the same average is weighted by t = k/K and
-    # tends to θ/u² = 1/(1+x)², not 1/(1+x).
+    # tends to θ/u² = 1/(1+x)², not 1/(1+x): β times it is the package's tail divided
+    # by u, not the tail.
     u = 1.0 + x
-    got = ref.if_rate_drive_gradient(x, 200.0, 200_000)
-    assert abs(got - 1 / u**2) <= 5e-3
-    assert abs(got - 1 / u) >= 0.5 * (1 / u - 1 / u**2)
+    got = beta * ref.if_rate_drive_gradient(x, 200.0, 200_000)
+    tail = _g(x, 4.0, beta)
+    assert abs(got - tail / u) <= 5e-3 * beta
+    assert abs(got - tail) >= 0.5 * beta * (1 / u - 1 / u**2)
 
 
-@given(x=st.floats(-0.5, 7.5), alpha=st.floats(0.5, 32.0))
-def test_time_average_with_reset_matches_its_closed_form(x, alpha):
+@given(x=st.floats(-0.5, 7.5), alpha=st.floats(0.5, 32.0), beta=betas)
+def test_time_average_with_reset_matches_its_closed_form(x, alpha, beta):
     # With a reset by subtraction inside the step, each threshold crossing cuts the
     # integrand at its peak: G∞ = [n/2 - (n+1)σ(-αθ) + σ(α(u-(n+1)θ))]/u, n = ⌊u/θ⌋,
     # → n/(2u) as α grows (≈ 1/2, not 1/u). docs/theory.md explains why we drop it.
@@ -223,6 +285,18 @@ def test_time_average_with_reset_matches_its_closed_form(x, alpha):
     closed = (n / 2 - (n + 1) * sig(-alpha * theta) + sig(alpha * (u - (n + 1) * theta))) / u
     sim = ref.if_time_averaged_surrogate(x, alpha, k, theta, reset=True)
     assert abs(sim - closed) <= (n + 1) * alpha / k
+    g = _g(x, alpha, beta)
+    if x >= 0:
+        # the package's tail β/u sits |closed - 1/u|·β away from β × the reset reading
+        # (and β·|G∞ - 1/u| ≤ β·gap away from the no-reset one)
+        assert abs(abs(g - beta * sim) - beta * abs(closed - 1 / u)) <= (
+            beta * (n + 1) * alpha / k + 1e-12
+        )
+    else:
+        # no crossing, so no reset: the two readings coincide, and the package keeps the
+        # sigmoid at the step's end, the K = 1 average
+        assert math.isclose(sim, ref.if_time_averaged_surrogate(x, alpha, k, theta), rel_tol=1e-9)
+        assert math.isclose(g, ref.if_time_averaged_surrogate(x, alpha, 1), rel_tol=1e-12)
 
 
 # --- reading (b): first-spike time ----------------------------------------------------
@@ -242,20 +316,40 @@ def test_first_spike_time_gives_the_log_tail(x, beta, k):
     assert abs(beta * -math.log(t_k) + 0.5 - g) <= beta * u / k + 1e-12
 
 
-@given(k=st.integers(1, 5000), j=st.integers(1, 64))
-def test_first_spike_time_on_the_grid_is_exact_and_ties_spike(k, j):
+@given(k=st.integers(1, 5000), j=st.integers(1, 64), alpha=alphas, beta=betas)
+def test_first_spike_time_on_the_grid_is_exact_and_ties_spike(k, j, alpha, beta):
     # u = K/j puts the crossing exactly on sub-step j (t* = j/K): v_j == θ must spike.
     assume(j <= k)
     x = k / j - 1.0
-    assume(ref.if_substep_potentials(x, k)[j - 1] == 1.0)  # exact in floating point
+    v = ref.if_substep_potentials(x, k)
+    assume(v[j - 1] == 1.0)  # exact in floating point
     assert ref.if_first_spike_time(x, k) == j / k
+    # The package's spike on the simulated sub-step potentials fires first exactly at
+    # sub-step j (the tie) and at every later one (no reset), and its gradient at the
+    # tie is the tail's g'(0) = β.
+    z = torch.tensor(v - 1.0, dtype=F64, requires_grad=True)
+    spikes = s2_spike(z, alpha, beta)
+    assert spikes.tolist() == [0.0] * (j - 1) + [1.0] * (k - j + 1)
+    (grad,) = torch.autograd.grad(spikes[j - 1], z)
+    assert grad[j - 1].item() == beta
+    # and its primitive at x is the reading's β(-ln t_K) + 1/2, here with t_K = t* exactly
+    g = s2_primitive(torch.tensor([x], dtype=F64), alpha, beta).item()
+    assert math.isclose(g, beta * -math.log(j / k) + 0.5, rel_tol=1e-12, abs_tol=1e-12)
     if j == k:  # x = 0: the neuron fires at the very end of the step, -ln t* = 0 = g(0) - 1/2
-        assert x == 0.0 and s2_primitive(torch.zeros(1, dtype=F64)).item() == 0.5
+        assert x == 0.0 and s2_primitive(torch.zeros(1, dtype=F64), alpha, beta).item() == 0.5
 
 
-@given(x=st.floats(-0.999, -1e-6), k=st.sampled_from([1, 64, 100_000]))
-def test_first_spike_reading_has_no_spike_below_threshold(x, k):
+@given(x=st.floats(-0.999, -1e-6), k=st.sampled_from([1, 64, 100_000]), alpha=alphas,
+       beta=betas)
+def test_first_spike_reading_has_no_spike_below_threshold(x, k, alpha, beta):
     assert ref.if_first_spike_time(x, k) == math.inf
+    # the package agrees: no spike at any sub-step, and below threshold its primitive is
+    # the sigmoid branch σ(αx) for every β (not the reading's β ln(1+x) + 1/2, which
+    # runs to -∞ as x → -1)
+    z = torch.tensor(ref.if_substep_potentials(x, k) - 1.0, dtype=F64)
+    assert not bool(s2_spike(z, alpha, beta).any())
+    g = s2_primitive(torch.tensor([x], dtype=F64), alpha, beta).item()
+    assert math.isclose(g, ref.sigmoid_ref(alpha * x), rel_tol=1e-12, abs_tol=1e-300)
 
 
 # --- autograd: gradcheck, gradgradcheck, learnable α and β ----------------------------
@@ -326,9 +420,23 @@ def test_learnable_module_grads_agree_between_spiking_and_smooth_mode(x, alpha, 
         torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
 
 
-def test_reference_rejects_bad_arguments():
+@given(x=st.one_of(st.just(-1.0), st.floats(-1e3, -1.0)), alpha=alphas, beta=betas)
+def test_reference_rejects_bad_arguments(x, alpha, beta):
     with pytest.raises(ValueError, match="num_substeps"):
         ref.if_substep_potentials(0.5, 0)
     with pytest.raises(ValueError, match="u = theta"):
         ref.if_time_averaged_limit(-1.0, 4.0)
+    with pytest.raises(ValueError, match="u = theta"):
+        ref.if_time_averaged_limit(x, alpha)
     assert np.array_equal(ref.if_substep_potentials(0.0, 2), [0.5, 1.0])
+    # Where the readings have no limit (u = 1 + x ≤ 0, the tail's log1p(x) undefined),
+    # the package is still the sigmoid branch, finite, and so is its autograd (the unused
+    # tail branch never sees x ≤ -1).
+    xt = torch.tensor([x], dtype=F64, requires_grad=True)
+    want_g, want_dg = ref.s2_primitive_ref(x, alpha, beta), ref.s2_grad_ref(x, alpha, beta)
+    g = s2_primitive(xt, alpha, beta)
+    (dg,) = torch.autograd.grad(g.sum(), xt)
+    (ds,) = torch.autograd.grad(S2Surrogate(alpha, beta)(xt).sum(), xt)
+    for got, want in ((g.item(), want_g), (dg.item(), want_dg), (ds.item(), want_dg),
+                      (s2_grad(xt.detach(), alpha, beta).item(), want_dg)):
+        assert math.isfinite(got) and math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-300)
