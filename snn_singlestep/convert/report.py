@@ -76,25 +76,18 @@ class CollapseReport:
     def _select(self, action: str) -> list[ReportEntry]:
         return [e for e in self.entries if e.action == action]
 
-    @property
-    def replaced(self) -> list[ReportEntry]:
-        """Modules replaced by a single-step module."""
-        return self._select("replaced")
-
-    @property
-    def adapted(self) -> list[ReportEntry]:
-        """Modules edited in place (containers, stateful layers, time-structured models)."""
-        return self._select("adapted")
-
-    @property
-    def kept(self) -> list[ReportEntry]:
-        """Modules that were single-step already."""
-        return self._select("kept")
-
-    @property
-    def unconverted(self) -> list[ReportEntry]:
-        """Spiking or stateful modules that could not be converted, with the reason."""
-        return self._select("unconverted")
+    replaced = property(
+        lambda self: self._select("replaced"), doc="Modules replaced by a single-step module."
+    )
+    adapted = property(
+        lambda self: self._select("adapted"),
+        doc="Modules edited in place (containers, stateful layers, time-structured models).",
+    )
+    kept = property(lambda self: self._select("kept"), doc="Modules that were single-step already.")
+    unconverted = property(
+        lambda self: self._select("unconverted"),
+        doc="Spiking or stateful modules that could not be converted, with the reason.",
+    )
 
     def __str__(self) -> str:
         lines = [
