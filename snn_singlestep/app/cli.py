@@ -258,7 +258,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("checkpoint", help="checkpoint written by 'train' or 'convert'")
     ex.add_argument("out", help="file to write (.nir / .onnx)")
-    ex.add_argument("--format", choices=FORMATS, required=True)
+    ex.add_argument("--format", choices=FORMATS, required=True,
+                    help="nir (a .nir graph of affine/conv and threshold nodes) or onnx")
     ex.add_argument("--input-shape", metavar="C,H,W", default=None,
                     help="shape of one sample, for checkpoints that do not record one")
     ex.add_argument("--opset", type=_positive_int, default=ONNX_OPSET, help="ONNX opset")
@@ -390,11 +391,13 @@ def _format_report(report: dict[str, Any]) -> str:
     total = sum(r["neurons"] for r in layers)
     lines.append(f"  {'all':<{width}}  {total:>8} neurons  {report['firing_rates']['overall']:.4f}")
     if report.get("energy") is not None:
-        lines.append("energy:")
-        lines += [
-            f"  {k}: {v:,.1f}" if isinstance(v, float) else f"  {k}: {v}"
-            for k, v in report["energy"].items()
-        ]
+        lines.append("energy (estimate per sample):")
+        for key, value in report["energy"].items():
+            if isinstance(value, dict):  # the price table: pJ per operation
+                value = ", ".join(f"{op} {pj:g} pJ" for op, pj in value.items())
+            elif isinstance(value, float):
+                value = f"{value:,.1f}"
+            lines.append(f"  {key}: {value}")
     return "\n".join(lines)
 
 

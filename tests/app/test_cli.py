@@ -314,7 +314,7 @@ def test_eval_reports_accuracy_and_firing_rates(capsys, tmp_path):
     assert text[2] == f"accuracy: {trained:.2f}%"
     assert text[4].startswith("firing rates")
     assert [line.split()[0] for line in text[5:8]] == ["features.2", "features.5", "all"]
-    assert text[8] == "energy:" and text[9].startswith("  macs_per_sample: ")
+    assert text[8] == "energy (estimate per sample):" and text[9].startswith("  macs_per_sample: ")
 
     assert main(["eval", ckpt, "--json", "--limit", "200"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -425,7 +425,7 @@ def test_report_text_has_room_for_an_energy_section():
     assert "energy" not in text and text.splitlines()[-1].split() == ["all", "2", "neurons",
                                                                       "0.2500"]
     text = _format_report({**report, "energy": {"total_pJ": 12.5}})
-    assert text.splitlines()[-2:] == ["energy:", "  total_pJ: 12.5"]
+    assert text.splitlines()[-2:] == ["energy (estimate per sample):", "  total_pJ: 12.5"]
 
 
 def test_threads_option(capsys):
