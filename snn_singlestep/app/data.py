@@ -100,7 +100,8 @@ class ImageTensorDataset(Dataset):
     Args:
         images: ``uint8`` tensor ``[N, C, H, W]``.
         targets: ``long`` tensor ``[N]``.
-        mean, std: per-channel normalization of the pixels scaled to [0, 1].
+        mean: per-channel mean subtracted from the pixels scaled to [0, 1].
+        std: per-channel standard deviation they are divided by.
 
     Examples:
         >>> ds = ImageTensorDataset(torch.full((2, 1, 2, 2), 255, dtype=torch.uint8),
