@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .core import registry
+from .core import validate
 from .core.validate import positive_int
 from .errors import ConfigError, ShapeError
 from .monitor import FiringRateMonitor
@@ -202,8 +203,7 @@ def energy_report(
         SynOpCounter,
     )
 
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    validate.module("model", model)
     if not any(True for _ in model.parameters()):
         raise ConfigError(
             f"model {type(model).__name__} has no parameters: there are no synaptic "

@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .core import validate
 from .core.registry import is_spiking
 
 __all__ = ["FiringRateMonitor"]
@@ -35,7 +36,7 @@ class FiringRateMonitor:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        self.model = model
+        self.model = validate.module("model", model)
         self._handles: list = []
         self._spikes: dict[str, int] = {}
         self._counts: dict[str, int] = {}

@@ -55,3 +55,10 @@ def test_snntorch_leaky_tuple_output_uses_spikes():
 )
 def test_is_spiking(module, expected):
     assert is_spiking(module) is expected
+
+
+def test_monitor_names_a_model_that_is_not_a_module():
+    from snn_singlestep.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model must be a torch.nn.Module, got str"):
+        FiringRateMonitor("net")

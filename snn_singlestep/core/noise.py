@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from . import registry
 from .validate import flag, non_negative, positive_int, real_number
+from .validate import module as as_module
 
 __all__ = [
     "LinearNoiseSchedule",
@@ -281,7 +282,7 @@ def noise_modules(net: nn.Module) -> Iterator[tuple[str, MembraneNoise]]:
     ``path`` is that of the noise module itself (``"<neuron path>.noise"``); neurons are
     those of :func:`takes_membrane_noise`.
     """
-    for path, module in net.named_modules():
+    for path, module in as_module("net", net).named_modules():
         noise = getattr(module, "noise", None)
         if isinstance(noise, MembraneNoise) and takes_membrane_noise(module):
             yield (f"{path}.noise" if path else "noise"), noise
@@ -314,6 +315,10 @@ def set_noise_std(
         >>> net[3].noise
         MembraneNoise(std=0.4, seed=1)
     """
+    as_module("net", net)
+    if std is not None and not callable(std):
+        _non_negative("noise_std", std)
+    learnable = flag("learnable", learnable)
     changed = []
     for path, module in list(net.named_modules()):
         if takes_membrane_noise(module):

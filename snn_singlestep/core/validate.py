@@ -12,7 +12,7 @@ import numbers
 from typing import Collection, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import ConfigError
 
@@ -23,6 +23,7 @@ __all__ = [
     "STEP_MODES",
     "choice",
     "flag",
+    "module",
     "non_negative",
     "positive_int",
     "positive_number",
@@ -65,6 +66,15 @@ def non_negative(name: str, value: object, *, hint: str = "") -> float:
         about = f" ({hint})" if hint else ""
         raise ConfigError(f"{name} must be >= 0{about}, got {value!r}")
     return out
+
+
+def module(name: str, value: object, *, hint: str = "pass the network itself") -> nn.Module:
+    """Return ``value`` if it is a ``torch.nn.Module``, or raise naming ``name`` and its type."""
+    if not isinstance(value, nn.Module):
+        raise ConfigError(
+            f"{name} must be a torch.nn.Module, got {type(value).__name__} ({value!r:.60}); {hint}"
+        )
+    return value
 
 
 def flag(name: str, value: object) -> bool:

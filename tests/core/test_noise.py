@@ -319,3 +319,18 @@ def test_if_step_gradient_flows_through_the_surrogate():
     spike, _ = if_step(drive, torch.tensor([0.5]))
     spike.sum().backward()
     assert drive.grad.item() > 0
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: set_noise_std("net", 1.0), "net must be a torch.nn.Module, got str"),
+        (lambda: set_noise_std(torch.nn.Linear(2, 2), "x"), "noise_std"),
+        (lambda: set_noise_std(torch.nn.Linear(2, 2), -0.5), "noise_std must be >= 0"),
+        (lambda: set_noise_std(torch.nn.Linear(2, 2), 0.4, learnable="yes"), "learnable"),
+        (lambda: step_noise_schedules(3), "net must be a torch.nn.Module, got int"),
+    ],
+)
+def test_noise_helpers_name_a_bad_argument_even_without_neurons(call, message):
+    with pytest.raises(ConfigError, match=message):
+        call()
