@@ -39,13 +39,22 @@ GRANULARITIES = ("layer", "channel")
 
 def calibration_inputs(data: Iterable) -> list[Tensor]:
     xs = []
-    for item in data:
+    for index, item in enumerate(data):
         x = item[0] if isinstance(item, (tuple, list)) else item
         if not isinstance(x, Tensor):
             raise ConfigError(
                 "calibration data must yield tensors or (input, target) pairs, got "
                 f"{type(item).__name__}"
             )
+        if x.device.type != "meta":
+            bad = int((~torch.isfinite(x)).sum())
+            if bad:
+                # NaN/inf thresholds would follow, and the layer would never fire again.
+                raise ConfigError(
+                    f"calibration data batch {index} (shape {tuple(x.shape)}) holds {bad} "
+                    f"non-finite value{'s' if bad != 1 else ''} (NaN or inf) of {x.numel()}; "
+                    "clean the data before calibrating"
+                )
         xs.append(x)
     if not xs:
         raise ConfigError("calibration data is empty: pass at least one input batch")

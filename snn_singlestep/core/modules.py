@@ -16,6 +16,17 @@ from .surrogate import S2Surrogate
 __all__ = ["S2Cell"]
 
 
+def check_loaded_threshold(state_dict: dict, prefix: str, name: str = "threshold") -> None:
+    """Refuse a non-finite threshold in ``state_dict`` (a ``_load_from_state_dict`` hook).
+
+    The constructors refuse a NaN/inf threshold; a checkpoint must not bring one in either.
+    The ConfigError names the state_dict key.
+    """
+    value = state_dict.get(prefix + name)
+    if isinstance(value, Tensor):
+        threshold_tensor(value, name=f"state_dict key {prefix + name!r}")
+
+
 class S2Cell(nn.Module):
     r"""Single-step spiking neuron: :math:`s = H(I - \theta)`, S² surrogate gradient.
 
@@ -64,6 +75,10 @@ class S2Cell(nn.Module):
             self.threshold = nn.Parameter(theta)
         else:
             self.register_buffer("threshold", theta)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        check_loaded_threshold(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, current: Tensor) -> Tensor:
         noise = noise_kwargs(getattr(self, "noise", None), self.training, current)

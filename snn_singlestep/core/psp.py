@@ -122,12 +122,33 @@ class PSPNorm(nn.Module):
                 f"got {p.shape[1]} (input shape {tuple(p.shape)})"
             )
 
+    def _check_batch(self, p: Tensor) -> None:
+        """Batch statistics need more than one value per channel (as ``nn.BatchNorm``).
+
+        An empty batch would make the moment NaN (and the running estimate with it, for
+        good); a single value per channel would map every input to its sign.
+        """
+        name = type(self).__name__
+        per_channel = p.numel() // p.shape[1] if p.shape[1] else 0
+        if per_channel == 0:
+            raise ShapeError(
+                f"{name} cannot compute batch statistics of an empty batch "
+                f"(input shape {tuple(p.shape)})"
+            )
+        if per_channel == 1:
+            raise ShapeError(
+                f"{name}: expected more than 1 value per channel when training (batch "
+                f"statistics), got input shape {tuple(p.shape)}; use a batch of 2 or more, or "
+                "eval mode with running statistics"
+            )
+
     def forward(self, p: Tensor) -> Tensor:
         self._check_input(p)
         pf = p.float() if p.dtype in (torch.float16, torch.bfloat16) else p
         reduce_dims = [d for d in range(p.ndim) if d != 1]
         use_batch = self.training or not self.track_running_stats
         if use_batch:
+            self._check_batch(p)
             sq_mean = pf.square().mean(dim=reduce_dims)
             if self.training and self.track_running_stats:
                 self._update_running(sq_mean.detach())

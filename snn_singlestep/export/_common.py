@@ -155,6 +155,70 @@ def _run(net: nn.Module, x: Tensor) -> Any:
         ) from err
 
 
+#: Layers whose batched input rank is known: ``[B, features]`` or ``[B, C, *spatial]``.
+_RANKED_LAYERS: tuple[tuple[type, str], ...] = (
+    (nn.Linear, "[B, F]"),
+    (nn.Conv1d, "[B, C, L]"),
+    (nn.Conv2d, "[B, C, H, W]"),
+    (nn.Conv3d, "[B, C, D, H, W]"),
+)
+
+
+def _first_layer_input(net: nn.Module, x: Tensor) -> tuple[Any, Any]:
+    """Run ``net`` on ``x``: its output and ``(path, module, input shape)`` of the first
+    Linear/Conv layer called (None when no such layer runs)."""
+    seen: list[tuple[str, nn.Module, torch.Size]] = []
+
+    def hook_for(path: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: tuple) -> None:
+            if not seen and args and isinstance(args[0], Tensor):
+                seen.append((path, module, args[0].shape))
+
+        return hook
+
+    handles = [
+        m.register_forward_pre_hook(hook_for(path))
+        for path, m in net.named_modules()
+        if isinstance(m, tuple(cls for cls, _ in _RANKED_LAYERS))
+    ]
+    try:
+        out = _run(net, x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, (seen[0] if seen else None)
+
+
+def _check_leading_axis(x: Tensor, what: str, first: Any) -> None:
+    """Refuse a sample with an extra leading axis (``[T, B, ...]``) that the net's first
+    Linear/Conv layer only accepted by broadcasting over it.
+
+    ``nn.Linear`` runs on ``[T, B, F]`` as on a batch of batches, so a single-step MLP
+    "works" on a time-major sample, and the exported graph would then take ``[batch, B, F]``.
+    The first layer's input rank is known (Linear ``[B, F]``, ConvNd ``[B, C, *N dims]``);
+    when that layer receives the sample's shape unchanged with more dims, the extra leading
+    axis is not a batch axis of the net.
+    """
+    if first is None:
+        return
+    path, module, shape = first
+    batch = next(layout for cls, layout in _RANKED_LAYERS if isinstance(module, cls))
+    rank = batch.count(",") + 1
+    if tuple(shape) != tuple(x.shape) or x.ndim <= rank:
+        return
+    extra = x.ndim - rank
+    lead = tuple(x.shape[:extra])
+    raise ShapeError(
+        f"{what}: sample_input has shape {tuple(x.shape)}, but the net takes one batch "
+        f"[B, ...] of {rank} dims: its first layer, {describe(module, path)}, takes {batch} "
+        f"and only ran on the sample by broadcasting over the leading "
+        f"{'axis' if extra == 1 else 'axes'} {lead}"
+        + (f" (a time axis T={x.shape[0]}?)" if extra == 1 else "")
+        + f". Pass one batch [B, ...] of shape {tuple(x.shape[extra:])}, e.g. "
+        "sample_input[0] for one time step; the exported graph is single-step."
+    )
+
+
 def prepare(net: nn.Module, sample_input: Tensor, what: str) -> tuple[nn.Module, Tensor, Any]:
     """An eval-mode copy of ``net`` in single-step layout, the ``[B, ...]`` sample, its output.
 
@@ -169,6 +233,10 @@ def prepare(net: nn.Module, sample_input: Tensor, what: str) -> tuple[nn.Module,
       :func:`~snn_singlestep.core.functional.squeeze_time`) is dropped from the sample, so
       that axis 0 of the exported graph is the batch.
     - The net must run on the sample (ShapeError with the underlying message otherwise).
+    - The first Linear/Conv layer that runs must not receive the sample unchanged with
+      more dims than it takes (``[B, F]``, ``[B, C, H, W]``, …): ``nn.Linear`` broadcasts
+      over a leading time axis ``[T, B, F]``, which would become the graph's batch axis
+      (ShapeError).
     """
     if not isinstance(net, nn.Module):
         raise ConversionError(
@@ -193,7 +261,8 @@ def prepare(net: nn.Module, sample_input: Tensor, what: str) -> tuple[nn.Module,
             raise ShapeError(
                 f"sample_input [T, B, ...] has no batch axis: {tuple(sample_input.shape)}"
             )
-    out = _run(work, x)
+    out, first = _first_layer_input(work, x)
+    _check_leading_axis(x, what, first)
     if x.shape[0] == 1 and x.ndim >= 3:
         # [1, B, ...]: a time axis the net squeezes itself, or a batch of one?
         try:

@@ -11,6 +11,7 @@ from torch import Tensor
 from ..core import registry
 from ..core.validate import flag, real_number, threshold_tensor
 from ..core.functional import s2_neuron_step
+from ..core.modules import check_loaded_threshold
 from ..core.ifconvert import MAPPINGS, if_conversion_params, if_drive, if_step
 from ..core.noise import MembraneNoise, as_membrane_noise, noise_kwargs
 from ..core.surrogate import S2Surrogate, heaviside
@@ -163,6 +164,11 @@ class S2Neuron(_ExactThreshold, snntorch.Leaky):
             # Leaky's bypass fires on ``>`` and returns float32; keep our tie rule and dtype.
             self.spike_grad = heaviside
         self.noise = noise
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # the constructor refuses a NaN/inf threshold; so does loading (snnTorch: "threshold")
+        check_loaded_threshold(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, input_: Tensor, mem: Optional[Tensor] = None):
         _check_mem(self, mem)
