@@ -395,3 +395,30 @@ def test_digits_csnn_fine_tunes_at_t1(digits_run):
 def test_digits_csnn_t1_within_margin_of_t4(digits_run):
     acc4, _, tuned = digits_run
     assert tuned >= acc4 - MARGIN
+
+
+@pytest.mark.slow
+def test_digits_csnn_with_membrane_readout_reaches_its_t4_accuracy_at_t1():
+    """The same CSNN collapsed with ``readout="membrane"`` and fine-tuned 10 epochs (Adam 1e-2).
+
+    The spiking-readout recipe above does not reach the T=4 accuracy, so the setting that could
+    explain it was varied (readout spikes/membrane × lr 1e-3/1e-2 × 2/5/10 epochs, seeds 0 and 1;
+    grid in the issue-14 note). Spiking readout: at most 82.8 % (seed 0) / 85.8 % (seed 1)
+    against 91.7 / 92.8 % at T=4. Membrane readout, lr 1e-2, 10 epochs: 91.7 / 92.2 %; exact
+    collapse 82.2 / 87.8 %; lr 1e-3 stays below (78.9 / 76.9 % after 10 epochs). Seed 0 here.
+    """
+    torch.manual_seed(0)
+    xtr, ytr, xte, yte = _digits(0)
+    net = CSNN(T=4, channels=8)
+    _train(net, xtr, ytr, epochs=5, lr=1e-2, seed=0)
+    acc4 = _accuracy(net, xte, yte)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the membrane readout must not warn about spikes
+        single = ss.collapse(net, readout="membrane")
+    single.T = 1
+    exact = _accuracy(single, xte, yte)
+    for epoch in range(10):
+        _train(single, xtr, ytr, epochs=1, lr=1e-2, seed=100 * epoch)
+    tuned = _accuracy(single, xte, yte)
+    assert exact > 0.75  # membranes tie far less than spikes (spiking readout: 66.4 %)
+    assert tuned >= acc4 - MARGIN, (acc4, exact, tuned)
