@@ -7,34 +7,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _fake_datasets as fake
 import pytest
 import torch
 
 from snn_singlestep.app.cli import main
 
 
-def _load_fake():
-    spec = importlib.util.spec_from_file_location(
-        "_fake_datasets", Path(__file__).with_name("_fake_datasets.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fake = _load_fake()
 
 TINY = ["--limit", "200", "--hidden", "16", "--epochs", "2", "--batch-size", "32", "--lr", "0.01",
         "--no-progress", "--device", "cpu"]
 
 
 @pytest.fixture(autouse=True)
-def _one_thread_no_network(monkeypatch):
+def _one_thread_no_network(monkeypatch, one_thread):
     fake.block_network(monkeypatch)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _accuracy_line(out: str) -> str:

@@ -17,12 +17,7 @@ TINY = ["--limit", "64", "--hidden", "8", "--epochs", "1", "--batch-size", "32",
 ZOO = "MNISTNet"  # the smallest net of SpikingJelly's model zoo
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _error_line(capsys) -> str:

@@ -1,10 +1,9 @@
 """Datasets: bundled digits and torchvision's on-disk formats, read from fake files."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
+import _fake_datasets as fake
 import pytest
 import torch
 
@@ -18,16 +17,6 @@ from snn_singlestep.app.data import (
 from snn_singlestep.errors import ConfigError
 
 
-def _load_fake():
-    spec = importlib.util.spec_from_file_location(
-        "_fake_datasets", Path(__file__).with_name("_fake_datasets.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fake = _load_fake()
 
 
 @pytest.fixture(autouse=True)

@@ -2,15 +2,12 @@
 
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 from torch import nn
+
+from _torchrun import run_two_processes
 
 from snn_singlestep.app.distributed import (
     DistContext,
@@ -154,26 +151,14 @@ TRAIN_ARGS = ["--limit", "200", "--hidden", "16", "--epochs", "2", "--batch-size
               "--lr", "0.01", "--seed", "3", "--device", "cpu"]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def torchrun(tmp_path_factory):
     """Run the script above with 2 processes; return (completed process, output dir)."""
     tmp = tmp_path_factory.mktemp("ddp")
-    script = tmp / "ddp_script.py"
-    script.write_text(textwrap.dedent(_SCRIPT))
     out = tmp / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo",
-               MASTER_ADDR="127.0.0.1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2",
-           "--master-addr=127.0.0.1", f"--master-port={_free_port()}", str(script), str(tmp),
-           "train", *TRAIN_ARGS, "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_two_processes(
+        _SCRIPT, tmp, "ddp_script.py", "train", *TRAIN_ARGS, "--out", str(out), timeout=400
+    )
     return proc, tmp
 
 

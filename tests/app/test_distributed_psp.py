@@ -8,15 +8,12 @@ computes on the whole batch.
 
 import copy
 import json
-import os
-import socket
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 from torch import nn
+
+from _torchrun import run_two_processes
 
 from snn_singlestep.app.distributed import SyncPSPNorm, sync_batchnorm, sync_psp_norm
 from snn_singlestep.app.models import build_model
@@ -175,23 +172,10 @@ dist.destroy_process_group()
 '''
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("psp_ddp")
-    script = tmp / "psp_script.py"
-    script.write_text(textwrap.dedent(_SCRIPT))
-    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo",
-               MASTER_ADDR="127.0.0.1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2",
-           "--master-addr=127.0.0.1", f"--master-port={_free_port()}", str(script), str(tmp)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_two_processes(_SCRIPT, tmp, "psp_script.py", timeout=300)
     return [json.loads((tmp / f"syncpsp{rank}.json").read_text()) for rank in (0, 1)]
 
 

@@ -9,7 +9,6 @@ from itertools import pairwise
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
 
 from snn_singlestep import S2Neuron
 from snn_singlestep.app.checkpoint import load_checkpoint
@@ -29,13 +28,8 @@ from snn_singlestep.app.train import (
     train,
 )
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny nets: one thread is fastest and immune to other processes on a 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny nets: one thread is fastest and immune to other processes on a 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(**overrides) -> TrainConfig:

@@ -3,7 +3,6 @@
 import warnings
 
 import pytest
-import torch
 
 from snn_singlestep.core import set_fused_backward
 
@@ -18,13 +17,8 @@ def _eager_backward():
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # The tensors here are tiny (batch 2): one thread is several times faster than two, and
-    # on a busy 2-core machine two spinning OpenMP threads slow the run down tenfold.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_thread):
+    """Every conversion test on one thread (the tensors here are tiny, batch 2)."""
 
 
 @pytest.fixture(autouse=True)
