@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 
@@ -616,32 +615,3 @@ def test_spikingjelly_nir_exchange_does_not_know_our_nodes():
     # ... and SpikingJelly's importer cannot read what to_nir writes.
     with pytest.raises(ValueError, match="Threshold"):
         nir_exchange.import_from_nir(ours)
-
-
-def test_export_checkpoint_nir(tmp_path):
-    from snn_singlestep.app.checkpoint import save_checkpoint
-    from snn_singlestep.app.exporting import export_checkpoint
-    from snn_singlestep.app.models import build_model
-
-    config = {
-        "model": "mlp",
-        "in_shape": [1, 8, 8],
-        "num_classes": 10,
-        "framework": "snntorch",
-        "hidden": [16],
-    }
-    model = build_model(
-        "mlp", in_shape=(1, 8, 8), num_classes=10, framework="snntorch", hidden=(16,)
-    )
-    ckpt = save_checkpoint(tmp_path / "ckpt.pt", {"config": config, "model": model.state_dict()})
-    out = export_checkpoint(ckpt, tmp_path / "net.nir", "nir")
-    x = torch.rand(4, 1, 8, 8)
-    torch.testing.assert_close(from_nir(out)(x), model.eval()(x), rtol=1e-5, atol=1e-5)
-    with pytest.raises(ConfigError, match="format"):
-        export_checkpoint(ckpt, tmp_path / "net.x", "tflite")
-    with pytest.raises(ShapeError):
-        export_checkpoint(ckpt, tmp_path / "bad.nir", "nir", input_shape=(1, 9, 9))
-    with pytest.raises(ConfigError, match="input_shape"):
-        export_checkpoint(ckpt, tmp_path / "bad.nir", "nir", input_shape=(1, -8, 8))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt", "net.nir"]
-    assert os.path.getsize(out) > 0

@@ -206,24 +206,3 @@ def test_missing_dependency_message(monkeypatch, tmp_path):
     with pytest.raises(ImportError, match=r"pip install snn_singlestep\[deploy\]"):
         to_onnx(nn.Sequential(nn.Linear(8, 4), S2Cell()), torch.rand(4, 8), tmp_path / "a.onnx")
     assert list(tmp_path.iterdir()) == []
-
-
-def test_export_checkpoint_onnx(tmp_path):
-    from snn_singlestep.app.checkpoint import save_checkpoint
-    from snn_singlestep.app.exporting import export_checkpoint
-    from snn_singlestep.app.models import build_model
-
-    config = {
-        "model": "cnn",
-        "in_shape": [1, 8, 8],
-        "num_classes": 10,
-        "framework": "torch",
-        "channels": [4],
-    }
-    model = build_model("cnn", in_shape=(1, 8, 8), num_classes=10, framework="torch", channels=(4,))
-    ckpt = save_checkpoint(tmp_path / "ckpt.pt", {"config": config, "model": model.state_dict()})
-    out = export_checkpoint(ckpt, tmp_path / "net.onnx", "onnx")
-    x = torch.rand(3, 1, 8, 8)
-    (got,) = _run(_session(out), x)
-    with torch.no_grad():
-        torch.testing.assert_close(got, model.eval()(x), rtol=1e-5, atol=1e-5)
