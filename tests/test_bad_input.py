@@ -146,3 +146,15 @@ def test_s2neuron_load_state_dict_refuses_non_finite_threshold(bad, learn):
     state["1.threshold"] = torch.tensor(0.5, dtype=state["1.threshold"].dtype)
     net.load_state_dict(state)
     assert float(net[1].threshold.detach()) == 0.5
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_converted_if_neuron_load_state_dict_refuses_non_finite_threshold(bad):
+    from snn_singlestep.snntorch import ConvertedIFNeuron
+
+    net = nn.Sequential(nn.Linear(4, 3), ConvertedIFNeuron(noise_std=0.4, init_hidden=True))
+    state = net.state_dict()
+    state["1.threshold"] = torch.tensor(bad, dtype=state["1.threshold"].dtype)
+    with pytest.raises(ConfigError, match=r"'1\.threshold'.*finite"):
+        net.load_state_dict(state)
+    assert float(net[1].threshold.detach()) == 1.0

@@ -190,9 +190,7 @@ class SingleStepInput:
     """
 
     def __init__(self, sample_ndim: int, add_time: bool = False) -> None:
-        if isinstance(sample_ndim, bool) or not isinstance(sample_ndim, int) or sample_ndim < 1:
-            raise ConfigError(f"sample_ndim must be an int >= 1, got {sample_ndim!r}")
-        self.sample_ndim = sample_ndim
+        self.sample_ndim = positive_int("sample_ndim", sample_ndim)
         self.add_time = bool(add_time)
 
     def __call__(self, module: nn.Module, args: tuple) -> Optional[tuple]:

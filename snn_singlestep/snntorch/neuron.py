@@ -30,14 +30,20 @@ def _finite_scalar_or_tensor(name: str, value: Union[float, Tensor]) -> None:
 
 
 class _ExactThreshold:
-    """Mixin for ``snntorch.Leaky`` subclasses: keep a float threshold exact.
+    """Mixin for ``snntorch.Leaky`` subclasses: keep a float threshold exact and finite.
 
     snnTorch stores a float threshold as float32; we keep it exact (float64, 0-d) so float64
-    inputs tie exactly at ``v == threshold``, as S2Node and s2_spike do.
+    inputs tie exactly at ``v == threshold``, as S2Node and s2_spike do. A state_dict with a
+    NaN/inf threshold is refused, as the constructor refuses one.
     """
 
     def _threshold_buffer(self, threshold, learn_threshold):
         super()._threshold_buffer(threshold_tensor(threshold), learn_threshold)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # the constructor refuses a NaN/inf threshold; so does loading (snnTorch: "threshold")
+        check_loaded_threshold(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 def _check_mem(neuron: snntorch.Leaky, mem: Optional[Tensor]) -> None:
@@ -164,11 +170,6 @@ class S2Neuron(_ExactThreshold, snntorch.Leaky):
             # Leaky's bypass fires on ``>`` and returns float32; keep our tie rule and dtype.
             self.spike_grad = heaviside
         self.noise = noise
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        # the constructor refuses a NaN/inf threshold; so does loading (snnTorch: "threshold")
-        check_loaded_threshold(state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, input_: Tensor, mem: Optional[Tensor] = None):
         _check_mem(self, mem)
