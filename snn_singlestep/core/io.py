@@ -43,12 +43,13 @@ def _file_mode(path: Path) -> int:
 
 
 def _fsync_file(name: str) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(name, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    # Not suppressed: a failed fsync (ENOSPC, EIO) means the data may not be on disk, so the
+    # old file must stay. Opened for writing, which fsync needs on Windows.
+    fd = os.open(name, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -96,7 +97,6 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO]:
         >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
         ('hello', ['notes.txt'])
     """
+    # closing the file flushes it; atomic_path then fsyncs it once before the rename
     with atomic_path(path) as tmp, open(tmp, mode) as f:
         yield f
-        f.flush()
-        os.fsync(f.fileno())
