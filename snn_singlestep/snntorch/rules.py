@@ -39,7 +39,8 @@ from snntorch._neurons.neurons import SpikingNeuron
 from torch import Tensor, nn
 
 from ..core import registry
-from ..core.functional import squeeze_time
+from ..core.functional import s2_neuron_step, squeeze_time
+from ..core.noise import noise_kwargs
 from ..core.surrogate import S2Surrogate
 from ..errors import ConversionError, ShapeError
 from .neuron import (
@@ -99,9 +100,6 @@ class CollapsedLeaky(S2Neuron):
         The noise is drawn as ``S2Neuron.forward`` draws it (train mode only); ``v_fired`` is
         the membrane compared with the threshold (``v`` itself without noise).
         """
-        from ..core.functional import s2_neuron_step
-        from ..core.noise import noise_kwargs
-
         noise = noise_kwargs(getattr(self, "noise", None), self.training, v)
         binary, v_fired = s2_neuron_step(v, self.threshold, self.spike_grad, **noise)
         return binary, v_fired, bool(noise)

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from ..core import registry
 from ..core.registry import RuleContext
 from ..core.functional import s2_neuron_step
+from ..core.noise import noise_kwargs
 from ..errors import ConversionError
 from .node import S2Node
 from .surrogate import ReducedS2
@@ -138,7 +139,6 @@ class CollapsedNode(S2Node):
 
     def _step(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(spike, h_1)``: the first step, with membrane noise on :math:`h_1` in train mode."""
-        from ..core.noise import noise_kwargs
 
         h = self.membrane(x)
         noise = noise_kwargs(getattr(self, "noise", None), self.training, h)
