@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Collection, Iterable, Optional, Sequence, Union
 
 from torch import Tensor, nn
 
@@ -251,12 +251,16 @@ class MembraneReadout(nn.Module):
         self._modules = neuron._modules
         self.training = neuron.training
 
+    #: The threshold methods of the neuron are not forwarded: a membrane readout does not
+    #: fire, so ``collapse(mode="calibrated")`` leaves it alone (it is not ``Calibratable``).
+    _NOT_FORWARDED = frozenset({"get_threshold", "set_threshold"})
+
     def __getattr__(self, name: str):
         try:
             return super().__getattr__(name)
         except AttributeError:
             neuron = self.__dict__.get("neuron")
-            if neuron is None:
+            if neuron is None or name in self._NOT_FORWARDED:
                 raise
             return getattr(neuron, name)  # the neuron's API (init_leaky, v_threshold, …)
 
@@ -283,20 +287,25 @@ def _has_own_parameters(module: nn.Module) -> bool:
     return next(module.parameters(recurse=False), None) is not None
 
 
-def _spiking_output(net: nn.Module) -> tuple[Optional[str], Optional[str]]:
+def _spiking_output(
+    net: nn.Module, spiking_paths: Collection[str] = ()
+) -> tuple[Optional[str], Optional[str]]:
     """``(path, None)`` of the spiking neuron the net's output comes straight from, or
     ``(None, why_not)``.
 
     Run-free: the last spiking module in registration order, unless a module with weights
     of its own (a ``Linear``, a convolution, a norm, …) is registered after it. Parameter-free
-    modules after it (pooling, ``mean``, ``Flatten``, dropout) keep spikes spikes.
+    modules after it (pooling, ``mean``, ``Flatten``, dropout) keep spikes spikes. A module is
+    spiking if the registry knows its class or if collapse converted it with a neuron rule
+    (``spiking_paths``: a user's neuron registered with ``register_rule`` only).
     """
+    spiking = set(spiking_paths)
     last: Optional[str] = None
     after: Optional[str] = None
     for path, m in net.named_modules():
         if last is not None and (last == "" or path.startswith(last + ".")):
             continue  # inside the neuron
-        if registry.is_spiking(m):
+        if path in spiking or registry.is_spiking(m):
             last, after = path, None
         elif last is not None and after is None and _has_own_parameters(m):
             after = path
@@ -600,7 +609,7 @@ def _run(net: nn.Module, names: tuple[str, ...], opt: CollapseOptions):
             stacklevel=3,
         )
 
-    out_path, no_spike_output = _spiking_output(work)
+    out_path, no_spike_output = _spiking_output(work, walk.spiking_paths)
     if opt.readout == "membrane":
         if out_path is None:
             raise ConversionError(

@@ -314,6 +314,44 @@ def test_membrane_readout_returns_membranes_and_keeps_keys(tmp_path):
         torch.testing.assert_close(loaded(x), single(x), rtol=0, atol=0)
 
 
+class HardStep(nn.Module):
+    """A user's own neuron (no framework base class), converted by a rule of the user's."""
+
+    def forward(self, x):
+        return (x >= 1.0).to(x.dtype)
+
+
+def test_spiking_output_warning_covers_a_user_neuron_known_only_by_its_rule():
+    ss.register_rule(HardStep, lambda m: HardStep(), note="already single-step")
+    try:
+        net = nn.Sequential(nn.Linear(3, 4), HardStep())
+        with pytest.warns(SingleStepWarning, match=r"spiking neuron '1'"):
+            _, report = ss.collapse(net, return_report=True)
+        assert any(n.startswith("1: spiking output") for n in report.notes)
+        with warnings.catch_warnings():  # a Linear after it reads its spikes: no warning
+            warnings.simplefilter("error", SingleStepWarning)
+            ss.collapse(nn.Sequential(nn.Linear(3, 4), HardStep(), nn.Linear(4, 2)))
+    finally:
+        ss.unregister_rule(HardStep)
+
+
+def test_calibration_leaves_the_membrane_readout_alone():
+    torch.manual_seed(1)
+    net = CSNN(T=4).eval()
+    x = torch.rand(6, 1, 8, 8) * 3
+    single, report = ss.collapse(
+        net, mode="calibrated", data=[x], readout="membrane", return_report=True
+    )
+    # the readout does not fire: no threshold to calibrate, and its neuron keeps its own
+    assert [c.path for c in report.calibration] == ["conv_fc.2", "conv_fc.6"]
+    out_layer = single.conv_fc[10]
+    assert "v_threshold_calibrated" not in out_layer.neuron._buffers
+    assert not isinstance(out_layer, ss.core.registry.Calibratable)
+    with pytest.raises(AttributeError):
+        out_layer.set_threshold(torch.tensor(0.5))
+    assert out_layer.v_threshold == 1.0  # the rest of the neuron's API is still forwarded
+
+
 def test_membrane_readout_refused_when_the_output_is_not_spiking():
     with pytest.raises(ConversionError, match=r"readout='membrane'.*'fc3'"):
         ss.collapse(LoopNet(T=2), readout="membrane")
