@@ -16,6 +16,7 @@ import pytest
 import snntorch as snn
 import torch
 import torch.nn.functional as F
+from snntorch import functional as SF
 from snntorch import utils as sutils
 from spikingjelly.activation_based import base, functional, layer, neuron, surrogate
 from torch import nn
@@ -139,14 +140,15 @@ def test_csnn_with_explicit_step_mode_m_and_calibration():
 class LoopNet(nn.Module):
     """A SpikingJelly user module in step mode 's' with its own Python loop over T."""
 
-    def __init__(self, T: int):
+    def __init__(self, T: int, sizes: tuple[int, int, int] = (8, 16, 4)):
         super().__init__()
+        n_in, hidden, n_out = sizes
         self.T = T
-        self.fc1 = layer.Linear(8, 16)
+        self.fc1 = layer.Linear(n_in, hidden)
         self.sn1 = neuron.LIFNode(tau=2.0)
-        self.fc2 = layer.Linear(16, 16)
+        self.fc2 = layer.Linear(hidden, hidden)
         self.sn2 = neuron.ParametricLIFNode()
-        self.fc3 = layer.Linear(16, 4)
+        self.fc3 = layer.Linear(hidden, n_out)
 
     def forward(self, x):
         out = 0.0
@@ -181,12 +183,13 @@ def test_step_mode_s_loop_net_runs_as_called():
 class TutorialNet(nn.Module):
     """snnTorch tutorial 5: an explicit ``mem`` loop returning stacked ``[T, B, C]``."""
 
-    def __init__(self, num_steps: int):
+    def __init__(self, num_steps: int, sizes: tuple[int, int, int] = (12, 16, 4)):
         super().__init__()
+        n_in, hidden, n_out = sizes
         self.num_steps = num_steps
-        self.fc1 = nn.Linear(12, 16)
+        self.fc1 = nn.Linear(n_in, hidden)
         self.lif1 = snn.Leaky(beta=0.95)
-        self.fc2 = nn.Linear(16, 4)
+        self.fc2 = nn.Linear(hidden, n_out)
         self.lif2 = snn.Leaky(beta=0.95)
 
     def forward(self, x):
@@ -239,14 +242,20 @@ def _run_init_hidden(net, x, num_steps):
     return torch.stack(spk_rec), torch.stack(mem_rec)
 
 
-def test_snntorch_init_hidden_sequential_called_per_step():
-    torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Linear(12, 16),
+def _init_hidden_net(sizes: tuple[int, int, int] = (12, 16, 4)) -> nn.Sequential:
+    """snnTorch tutorial 7: ``nn.Sequential`` of ``init_hidden=True`` neurons."""
+    n_in, hidden, n_out = sizes
+    return nn.Sequential(
+        nn.Linear(n_in, hidden),
         snn.Leaky(beta=0.9, init_hidden=True),
-        nn.Linear(16, 4),
+        nn.Linear(hidden, n_out),
         snn.Leaky(beta=0.9, init_hidden=True, output=True),
     )
+
+
+def test_snntorch_init_hidden_sequential_called_per_step():
+    torch.manual_seed(0)
+    net = _init_hidden_net()
     _excite(net, 4.0)
     x = torch.randn(7, 12) * 2
     with torch.no_grad():
@@ -459,4 +468,122 @@ def test_digits_csnn_with_membrane_readout_reaches_its_t4_accuracy_at_t1():
         _train(single, xtr, ytr, epochs=1, lr=1e-2, seed=100 * epoch)
     tuned = _accuracy(single, xte, yte)
     assert exact > 0.75  # membranes tie far less than spikes (spiking readout: 66.4 %)
+    assert tuned >= acc4 - MARGIN, (acc4, exact, tuned)
+
+
+# --- the other example nets on digits: train at T=4, collapse, fine-tune at T=1 --------------
+
+
+def _digits_flat(seed: int = 0):
+    x, y, xt, yt = _digits(seed)
+    return x.flatten(1), y, xt.flatten(1), yt
+
+
+def _reset(net: nn.Module) -> None:
+    functional.reset_net(net)
+    sutils.reset(net)
+
+
+class _Recipe:
+    """How a net's author trains and scores it: ``loss(net, x, y)``, ``predict(net, x)``, and
+    how its number of steps is set (``set_steps(net, T)``)."""
+
+    def __init__(self, make, loss, predict, set_steps, readout):
+        self.make, self.loss, self.predict = make, loss, predict
+        self.set_steps, self.readout = set_steps, readout
+
+
+def _tutorial_loss(net, x, y):  # snnTorch tutorial 5: cross-entropy of the membrane, every step
+    _, mem = net(x)
+    return sum(F.cross_entropy(m, y) for m in mem)
+
+
+def _run_steps(net, x):  # snnTorch tutorial 7: reset, then call the Sequential once per step
+    sutils.reset(net)
+    return torch.stack([net(x)[0] for _ in range(net.num_steps)])
+
+
+def _set_attr(name):
+    def set_steps(net, T):
+        setattr(net, name, T)
+
+    return set_steps
+
+
+RECIPES = {
+    # snnTorch tutorial 5 (mem loop): loss on membranes, accuracy from spike counts
+    "snntorch_mem_loop": _Recipe(
+        lambda: TutorialNet(4, (64, 64, 10)),
+        _tutorial_loss,
+        lambda net, x: net(x)[0].sum(0).argmax(1),
+        _set_attr("num_steps"),
+        "membrane",
+    ),
+    # snnTorch tutorial 7 (init_hidden): snntorch.functional.ce_rate_loss on the output spikes
+    "snntorch_init_hidden": _Recipe(
+        lambda: _init_hidden_net((64, 64, 10)),
+        lambda net, x, y: SF.ce_rate_loss()(_run_steps(net, x), y),
+        lambda net, x: _run_steps(net, x).sum(0).argmax(1),
+        _set_attr("num_steps"),  # read by _run_steps (the tutorial's num_steps variable)
+        "membrane",
+    ),
+    # a SpikingJelly user module, step mode 's', Python loop over T, Linear readout
+    "spikingjelly_loop": _Recipe(
+        lambda: LoopNet(4, (64, 64, 10)),
+        lambda net, x, y: F.cross_entropy(net(x), y),
+        lambda net, x: net(x).argmax(1),
+        _set_attr("T"),
+        "auto",  # its output is a Linear: nothing to read out
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_example_net_fine_tunes_at_t1_to_its_t4_accuracy(name):
+    """The CSNN protocol above (5 epochs at T=4, Adam 1e-2; collapse; 10 epochs at T=1, Adam
+    1e-2; seed 0), fixed before measuring, applied to the other example nets.
+
+    Measured (seeds 0 / 1; T=4 → exact collapse → best of 10 fine-tuning epochs, last epoch):
+    mem loop 93.9 / 94.4 → 93.9 / 93.9 → last 97.2 / 96.1 %; init_hidden 96.1 / 93.9 → 94.7 /
+    94.4 → last 97.8 / 96.1 %; SpikingJelly loop 94.2 / 95.0 → 88.9 / 88.3 → last 96.4 / 94.7 %.
+    With readout="spikes" instead, the init_hidden net (ce_rate_loss on 0/1 spikes) ends at
+    78.1 / 83.6 % and the mem-loop net at 89.7 / 93.9 %: the membrane readout is the recipe.
+    """
+    recipe = RECIPES[name]
+    torch.manual_seed(0)
+    xtr, ytr, xte, yte = _digits_flat(0)
+    net = recipe.make()
+    recipe.set_steps(net, 4)
+
+    def train(model, epochs, seed):
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        model.train()
+        for _ in range(epochs):
+            for idx in torch.randperm(len(xtr), generator=gen).split(64):
+                loss = recipe.loss(model, xtr[idx], ytr[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                _reset(model)
+
+    def accuracy(model):
+        model.eval()
+        with torch.no_grad():
+            pred = recipe.predict(model, xte)
+        _reset(model)
+        return float((pred == yte).float().mean())
+
+    train(net, 5, 0)
+    acc4 = accuracy(net)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SingleStepWarning)  # the recipe's readout: no warning
+        single = ss.collapse(net, readout=recipe.readout)
+    recipe.set_steps(single, 1)
+    exact = accuracy(single)
+    for epoch in range(10):
+        train(single, 1, 100 * epoch)
+    tuned = accuracy(single)
+    assert acc4 > 0.85 and exact > 0.8
     assert tuned >= acc4 - MARGIN, (acc4, exact, tuned)
