@@ -88,19 +88,34 @@ def _norm(kind: str, channels: int) -> nn.Module:
     )
 
 
-def build(dataset: str, act: Callable[[], nn.Module], norm: str) -> nn.Module:
+LAYOUTS = ("stride", "pool")
+
+
+def build(dataset: str, act: Callable[[], nn.Module], norm: str, width: int = 32,
+          layout: str = "stride") -> nn.Module:
+    """The benchmark net. ``digits``: MLP 64-256-256-10. ``mnist1d``: three 1D convolutions
+    of ``width`` channels (kernel 5), each conv → norm → activation, then a linear readout;
+    ``layout="stride"`` downsamples by stride-2 convolutions, ``"pool"`` by stride-1
+    convolutions each followed by ``MaxPool1d(2)`` after the activation (40 → 20 → 10 → 5
+    either way)."""
     if dataset == "digits":
         return nn.Sequential(
             nn.Linear(64, 256, bias=False), _norm(norm, 256), act(),
             nn.Linear(256, 256, bias=False), _norm(norm, 256), act(),
             nn.Linear(256, 10),
         )
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     layers: list[nn.Module] = [nn.Unflatten(1, (1, 40))]
     channels = 1
     for _ in range(3):
-        layers += [nn.Conv1d(channels, 32, 5, stride=2, padding=2, bias=False), _norm(norm, 32), act()]
-        channels = 32
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(32 * 5, 10))
+        stride = 2 if layout == "stride" else 1
+        layers += [nn.Conv1d(channels, width, 5, stride=stride, padding=2, bias=False),
+                   _norm(norm, width), act()]
+        if layout == "pool":
+            layers.append(nn.MaxPool1d(2))
+        channels = width
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(width * 5, 10))
 
 
 def load(dataset: str) -> tuple[TensorDataset, TensorDataset]:
@@ -122,9 +137,17 @@ def run_model(net: nn.Module, x: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.stack([net(x) for _ in range(steps)]).mean(0)
 
 
-def train_one(dataset, spec, train, test, seed, args) -> dict:
+def accuracy_of(net: nn.Module, data: TensorDataset, steps: int) -> float:
+    net.eval()
+    x, y = data.tensors
+    with torch.no_grad():
+        return (run_model(net, x, steps).argmax(1) == y).float().mean().item()
+
+
+def train_one(dataset, spec, train, test, seed, args, width: int = 32,
+              layout: str = "stride") -> dict:
     torch.manual_seed(seed)
-    net = build(dataset, spec["act"], spec["norm"])
+    net = build(dataset, spec["act"], spec["norm"], width, layout)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True,
@@ -139,18 +162,17 @@ def train_one(dataset, spec, train, test, seed, args) -> dict:
             opt.step()
         sched.step()
     seconds = time.perf_counter() - start
-    net.eval()
-    x_test, y_test = test.tensors
-    with torch.no_grad():
-        accuracy = (run_model(net, x_test, spec["T"]).argmax(1) == y_test).float().mean().item()
-    batch = x_test[:100]
+    accuracy = accuracy_of(net, test, spec["T"])
+    train_accuracy = accuracy_of(net, train, spec["T"])
+    batch = test.tensors[0][:100]
     if spec["T"] == 1:
         report = energy_report(net, batch)
     else:
         report = energy_report(net, batch.unsqueeze(0).repeat(spec["T"], *[1] * batch.ndim),
                                steps=spec["T"])
     return {
-        "accuracy": accuracy, "seconds": seconds, "rate": report.mean_firing_rate,
+        "accuracy": accuracy, "train_accuracy": train_accuracy, "seconds": seconds,
+        "rate": report.mean_firing_rate,
         "macs": report.macs / report.batch_size, "synops": report.synops / report.batch_size,
         "energy_nj": report.energy_per_sample_pj() / 1e3,
     }

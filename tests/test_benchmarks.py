@@ -16,7 +16,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-WRITES_OUT = {"compare.py", "psp_depth.py", "noise_convert.py"}
+WRITES_OUT = {"compare.py", "psp_depth.py", "noise_convert.py", "width_sweep.py"}
 WRITES_JSON = {"inference.py"}  # --json PATH
 SCRIPTS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
 
@@ -258,6 +258,34 @@ def check_noise_convert(stdout: str, out: pathlib.Path) -> None:
     )
 
 
+def check_width_sweep(stdout: str, out: pathlib.Path) -> None:
+    cache = json.loads((out / "width_mnist1d_quick.json").read_text())
+    assert cache["settings"]["epochs"] == 1 and cache["settings"]["limit"] == 600
+    models = ["ReLU ANN", "S2NN (ours)", "T=1 atan", "T=1 SJ Sigmoid"]
+    assert sorted(cache["runs"]) == sorted(
+        f"stride/{w}/{m}/0" for w in (8, 16) for m in models
+    )
+    table = (out / "width_mnist1d_quick.md").read_text()
+    assert (out / "frontier_mnist1d_quick.png").stat().st_size > 0
+    for k, run in cache["runs"].items():
+        _, width, model, _ = k.split("/")
+        assert 0 <= run["accuracy"] <= 1 and 0 <= run["train_accuracy"] <= 1
+        _finite_positive(run["energy_nj"], run["seconds"])
+        # the row repeats the run (one seed) and its gap to the same-width ANN
+        ann = cache["runs"][f"stride/{width}/ReLU ANN/0"]
+        gap = "—" if model == "ReLU ANN" else f"{100 * (ann['accuracy'] - run['accuracy']):+.2f}"
+        row = (f"| stride | {width} | {model} | 1 | {100 * run['accuracy']:.2f} ± 0.00 | "
+               f"{100 * run['train_accuracy']:.2f} | {gap} |")
+        assert row in table and row in stdout, row
+    # a second call trains nothing: every run comes from the cache
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "width_sweep.py"), "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0 and " nJ " not in again.stdout, again.stdout + again.stderr
+    assert json.loads((out / "width_mnist1d_quick.json").read_text()) == cache
+
+
 CHECKS = {
     "collapse.py": check_collapse,
     "compare.py": check_compare,
@@ -266,6 +294,7 @@ CHECKS = {
     "psp_depth.py": check_psp_depth,
     "surrogate.py": check_surrogate,
     "train_step.py": check_train_step,
+    "width_sweep.py": check_width_sweep,
 }
 
 
