@@ -16,7 +16,8 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-WRITES_OUT = {"compare.py", "psp_depth.py", "noise_convert.py", "width_sweep.py"}
+WRITES_OUT = {"compare.py", "depth_sweep.py", "psp_depth.py", "noise_convert.py",
+              "width_sweep.py"}
 WRITES_JSON = {"inference.py"}  # --json PATH
 SCRIPTS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
 
@@ -286,9 +287,29 @@ def check_width_sweep(stdout: str, out: pathlib.Path) -> None:
     assert json.loads((out / "width_mnist1d_quick.json").read_text()) == cache
 
 
+def check_depth_sweep(stdout: str, out: pathlib.Path) -> None:
+    cache = json.loads((out / "depth_mnist1d_w4_quick.json").read_text())
+    assert cache["settings"] == {"width": 4, "epochs": 1, "lr": 1e-3, "batch_size": 64,
+                                 "limit": 400}
+    assert sorted(cache["runs"]) == ["20/atan/psp/0", "20/s2/psp/0", "20/sj-sigmoid/psp/0"]
+    table = (out / "depth_mnist1d_w4_quick.md").read_text()
+    for k, r in cache["runs"].items():
+        # preact_resnet(20): stem + 9 blocks × 2 convolutions + 2 shortcut convolutions
+        assert len(r["grad_init"]) == len(r["grad_trained"]) == 21
+        _finite_positive(*r["grad_init"], r["seconds"])
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["mean_rate"] <= 1
+        _, sur, norm, _ = k.split("/")
+        row = f"| 20 | {norm} | {sur} | 1 | {100 * r['accuracy']:.2f} ± 0.00 |"
+        assert row in table and row in stdout, row
+    # the surrogates differ above threshold, so the same init gives different gradients
+    inits = {k: cache["runs"][k]["grad_init"] for k in cache["runs"]}
+    assert inits["20/s2/psp/0"] != inits["20/sj-sigmoid/psp/0"] != inits["20/atan/psp/0"]
+
+
 CHECKS = {
     "collapse.py": check_collapse,
     "compare.py": check_compare,
+    "depth_sweep.py": check_depth_sweep,
     "inference.py": check_inference,
     "noise_convert.py": check_noise_convert,
     "psp_depth.py": check_psp_depth,
