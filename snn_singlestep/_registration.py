@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .core.validate import flag
 from .errors import RegistrationError
 
 __all__ = ["register", "unregister", "registered"]
@@ -67,6 +68,7 @@ def register(*, overwrite: bool = False) -> tuple[str, ...]:
         >>> snntorch.S2Neuron is snn_singlestep.S2Neuron
         True
     """
+    flag("overwrite", overwrite)
     plan = []
     for module_name, name, obj in _targets():
         module = importlib.import_module(module_name)

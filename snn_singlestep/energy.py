@@ -58,6 +58,9 @@ class LayerEnergy:
     param_bytes: int = 0
     energy_pj: float = 0.0
 
+    def __post_init__(self) -> None:
+        validate.record(self)
+
 
 @dataclass
 class EnergyReport:
@@ -71,6 +74,12 @@ class EnergyReport:
     batch_size: int
     steps: int
     table: dict[str, float] = field(default_factory=lambda: dict(ENERGY_45NM))
+
+    def __post_init__(self) -> None:
+        validate.record(self)
+        positive_int("batch_size", self.batch_size)
+        positive_int("steps", self.steps, what="time steps")
+        self.table = _check_table(self.table)
 
     def _total(self, field_name: str):
         return sum(getattr(layer, field_name) for layer in self.layers)
@@ -130,7 +139,7 @@ class EnergyReport:
 
 def _check_table(table: Optional[Mapping[str, float]]) -> dict[str, float]:
     merged = dict(ENERGY_45NM)
-    for key, value in (table or {}).items():
+    for key, value in (validate.mapping("table", table, optional=True) or {}).items():
         if key not in ENERGY_45NM:
             raise ConfigError(
                 f"unknown energy table key {key!r}; valid keys are {sorted(ENERGY_45NM)} "
@@ -209,8 +218,10 @@ def energy_report(
             f"model {type(model).__name__} has no parameters: there are no synaptic "
             "operations to count"
         )
-    if not isinstance(example_input, Tensor):
-        raise ConfigError(f"example_input must be a tensor, got {type(example_input).__name__}")
+    validate.tensor("example_input", example_input)
+    validate.function(
+        "forward", forward, optional=True, hint="forward(model, example_input)", arity=2
+    )
     if steps is not None:
         positive_int("steps", steps, what="time steps, or None for one call")
     if steps is not None and (example_input.ndim < 2 or example_input.shape[0] != steps):
@@ -266,6 +277,13 @@ def energy_report(
 
 def compare(reports: Mapping[str, EnergyReport]) -> str:
     """A one-line-per-model table of per-sample MACs, SynOps, rate and energy."""
+    validate.mapping("reports", reports)
+    for name, r in reports.items():
+        if not isinstance(r, EnergyReport):
+            raise ConfigError(
+                f"reports[{name!r}] must be an EnergyReport (from energy_report), got "
+                f"{type(r).__name__}"
+            )
     rows = [f"{'model':<24} {'MACs/sample':>14} {'SynOps/sample':>14} {'rate':>6} {'energy nJ':>10}"]
     for name, r in reports.items():
         rate = "" if r.mean_firing_rate is None else f"{r.mean_firing_rate:.3f}"

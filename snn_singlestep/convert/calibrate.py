@@ -23,13 +23,15 @@ Both nets are calibrated in eval mode (BatchNorm uses its running statistics).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import Tensor, nn
 
 from ..core import registry
-from ..errors import ConfigError
+from ..core.validate import choice, function, module, positive_int
+from ..errors import ConfigError, SingleStepWarning
 from .report import CalibrationEntry
 
 __all__ = ["calibrate", "calibration_inputs", "check_calibration_args"]
@@ -38,6 +40,11 @@ GRANULARITIES = ("layer", "channel")
 
 
 def calibration_inputs(data: Iterable) -> list[Tensor]:
+    if isinstance(data, (Tensor, str, bytes, nn.Module)) or not isinstance(data, Iterable):
+        raise ConfigError(
+            f"data must be an iterable of input batches (a list of tensors, a DataLoader, ...), "
+            f"got {type(data).__name__}; wrap a single batch as [x]"
+        )
     xs = []
     for index, item in enumerate(data):
         x = item[0] if isinstance(item, (tuple, list)) else item
@@ -113,22 +120,25 @@ def check_calibration_args(
     T: Optional[int],
     granularity: str,
     run_original: Optional[Callable[[nn.Module, Tensor], Any]],
+    channel_dim: int = 1,
 ) -> Optional[int]:
     """Validate the calibration arguments; return the T to use (see :func:`calibrate`)."""
-    if granularity not in GRANULARITIES:
-        raise ConfigError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
-    if run_original is not None and not callable(run_original):
-        raise ConfigError(f"run_original must be callable as fn(net, x), got {run_original!r}")
+    choice("granularity", granularity, GRANULARITIES)
+    function("run_original", run_original, optional=True, hint="run_original=fn(net, x)", arity=2)
+    if isinstance(channel_dim, bool) or not isinstance(channel_dim, int):
+        raise ConfigError(
+            f"channel_dim must be an int (the channel axis of a neuron input, e.g. 1 or -1), "
+            f"got {channel_dim!r}"
+        )
     if T is None and run_original is None:
         if original is None:  # checked again once the net is known
             return None
         T = getattr(original, "T", None)
     if run_original is None or T is not None:
-        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-            raise ConfigError(
-                f"T must be the number of time steps the net was trained with (an int >= 1), "
-                f"got {T!r}; or pass run_original=fn(net, x)"
-            )
+        T = positive_int(
+            "T", T, what="the number of time steps the net was trained with; or pass "
+            "run_original=fn(net, x)"
+        )
     return T
 
 
@@ -163,7 +173,11 @@ def calibrate(
     Raises:
         ConfigError: bad ``granularity``, ``T`` or ``data``.
     """
-    T = check_calibration_args(original, T=T, granularity=granularity, run_original=run_original)
+    module("collapsed", collapsed, hint="pass the output of collapse(original)")
+    module("original", original, hint="pass the multi-step net collapse was given")
+    T = check_calibration_args(
+        original, T=T, granularity=granularity, run_original=run_original, channel_dim=channel_dim
+    )
     xs = calibration_inputs(data)
     runner = run_original or _default_runner(original, T)
 
@@ -176,6 +190,14 @@ def calibrate(
         except AttributeError:
             continue
         pairs.append((path, m, src))
+    if not pairs:
+        warnings.warn(
+            f"calibrate: {type(collapsed).__name__} holds no converted neuron with a counterpart "
+            "in original, so no threshold was changed; pass the output of collapse(original) "
+            "and the net it came from",
+            SingleStepWarning,
+            stacklevel=2,
+        )
 
     # 1. target rates of the multi-step net
     sums: dict[str, Tensor] = {}

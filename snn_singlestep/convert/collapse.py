@@ -31,7 +31,7 @@ from ..core import registry
 from ..core.functional import squeeze_time
 from ..core.nettools import copy_net
 from ..core.registry import RuleContext, get_rule, qualname
-from ..core.validate import STEP_MODES, choice, flag, positive_int
+from ..core.validate import STEP_MODES, choice, flag, positive_int, spike_function
 from ..errors import ConfigError, ConversionError, SingleStepWarning
 from .calibrate import calibrate, calibration_inputs, check_calibration_args
 from .report import CalibrationEntry, CollapseReport, ReportEntry
@@ -191,7 +191,7 @@ class SingleStepInput:
 
     def __init__(self, sample_ndim: int, add_time: bool = False) -> None:
         self.sample_ndim = positive_int("sample_ndim", sample_ndim)
-        self.add_time = bool(add_time)
+        self.add_time = flag("add_time", add_time)
 
     def __call__(self, module: nn.Module, args: tuple) -> Optional[tuple]:
         if not args or not isinstance(args[0], Tensor):
@@ -362,6 +362,18 @@ def _library_forward(net: nn.Module, names: Sequence[str]) -> bool:
     return any(fw.owns(net) or fw.is_spiking(net) for fw in registry.frameworks())
 
 
+#: The options only ``mode="calibrated"`` reads, with their defaults (any other value in
+#: mode ``"exact"`` is refused: it would be ignored).
+_CALIBRATION_DEFAULTS = (
+    ("data", None), ("T", None), ("granularity", "layer"), ("channel_dim", 1), ("run_original", None)
+)
+
+
+def _is_default(value: object, default: object) -> bool:
+    """``value`` is ``default`` (same type and equal; a tensor or 1.0 for 1 is not)."""
+    return value is default or (type(value) is type(default) and value == default)
+
+
 @dataclass(frozen=True)
 class CollapseOptions:
     """The options of :func:`collapse`, checked once when the object is built.
@@ -397,8 +409,7 @@ class CollapseOptions:
             flag(name, getattr(self, name))
         if self.input_ndim not in ("auto", None):
             positive_int("input_ndim", self.input_ndim)
-        if self.surrogate is not None and not callable(self.surrogate):
-            raise ConfigError(f"surrogate must be callable or None, got {self.surrogate!r}")
+        spike_function("surrogate", self.surrogate)
         if self.mode == "calibrated":
             if self.data is None:
                 raise ConfigError(
@@ -406,13 +417,24 @@ class CollapseOptions:
                     "(input, target) pairs)> and T=<the number of steps the net was trained with>"
                 )
             check_calibration_args(
-                T=self.T, granularity=self.granularity, run_original=self.run_original
+                T=self.T,
+                granularity=self.granularity,
+                run_original=self.run_original,
+                channel_dim=self.channel_dim,
             )
             object.__setattr__(self, "data", calibration_inputs(self.data))
-        elif self.data is not None:
-            raise ConfigError(
-                "data is only used with mode='calibrated'; drop it or set mode='calibrated'"
-            )
+        else:
+            unused = [
+                name
+                for name, default in _CALIBRATION_DEFAULTS
+                if not _is_default(getattr(self, name), default)
+            ]
+            if unused:
+                raise ConfigError(
+                    f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} only used with "
+                    f"mode='calibrated'; drop {'it' if len(unused) == 1 else 'them'} or set "
+                    "mode='calibrated'"
+                )
 
 
 def _frameworks_in(net: nn.Module) -> tuple[str, ...]:

@@ -32,7 +32,17 @@ from ..core import registry
 from ..core.ifconvert import MAPPINGS
 from ..core.nettools import copy_net
 from ..core.noise import current_noise_std
-from ..core.validate import STEP_MODES, choice, non_negative, positive_int
+from ..core.validate import (
+    STEP_MODES,
+    choice,
+    flag,
+    non_negative,
+    optional_seed,
+    positive_int,
+)
+from ..core.validate import (
+    module as as_module,
+)
 from ..errors import ConfigError, ConversionError, SingleStepWarning
 
 __all__ = [
@@ -92,10 +102,12 @@ class MultiStepNet(nn.Module):
         step_mode: str = "s",
         seed: Optional[int] = None,
     ) -> None:
+        as_module("net", net)
         positive_int("T", T, what="time steps")
         choice("encoding", encoding, ENCODINGS)
         choice("output", output, OUTPUTS)
         choice("step_mode", step_mode, STEP_MODES)
+        optional_seed("seed", seed)
         super().__init__()
         self.net = net
         self.T = T
@@ -211,7 +223,8 @@ def to_multistep(
         A :class:`MultiStepNet` in ``eval()`` mode; its ``.net`` is the converted net.
 
     Raises:
-        ConfigError: ``T`` not an int >= 1; an unknown option; ``noise_std < 0``.
+        ConfigError: ``T`` not an int >= 1; an unknown option; ``noise_std < 0``, or
+            ``noise_std`` with ``mapping="plain"`` (where it would be ignored).
         ConversionError: ``net`` contains no single-step neuron; it contains modules
             that cannot be converted (multi-step neurons, subclasses of our neurons,
             ``S2Neuron(inhibition=True)``, …) or, with ``mapping="matched"``, neurons
@@ -235,8 +248,15 @@ def to_multistep(
     choice("framework", framework, FLAVOURS)
     choice("step_mode", step_mode, STEP_MODE_CHOICES)
     choice("output", output, OUTPUTS)
+    flag("inplace", inplace)
+    optional_seed("seed", seed)
     if noise_std is not None:
         noise_std = non_negative("noise_std", noise_std, hint="0 turns the noise off")
+        if mapping == "plain":
+            raise ConfigError(
+                "noise_std is only used with mapping='matched' (the plain IF neuron ignores σ); "
+                "drop it or set mapping='matched'"
+            )
     if not isinstance(net, nn.Module):
         raise ConversionError(f"to_multistep expects an nn.Module, got {type(net).__name__}")
     targets = {k.framework: k for k in registry.neuron_kinds(role="if")}

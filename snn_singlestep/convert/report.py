@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..core import validate
+
 __all__ = ["CalibrationEntry", "CollapseReport", "ReportEntry"]
 
 
@@ -27,6 +29,9 @@ class ReportEntry:
     target: str = ""
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        validate.record(self)
+
 
 @dataclass
 class CalibrationEntry:
@@ -47,6 +52,9 @@ class CalibrationEntry:
     rate_after: float
     threshold_before: float
     threshold_after: float
+
+    def __post_init__(self) -> None:
+        validate.record(self)
 
 
 @dataclass
@@ -72,6 +80,9 @@ class CollapseReport:
     notes: list[str] = field(default_factory=list)
     input_ndim: Optional[int] = None
     calibration: list[CalibrationEntry] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        validate.record(self)
 
     def _select(self, action: str) -> list[ReportEntry]:
         return [e for e in self.entries if e.action == action]

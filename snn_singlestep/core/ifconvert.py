@@ -60,7 +60,7 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ShapeError
 from .registry import NeuronKind, register_neuron, spike_fn_of, threshold_of
 from .surrogate import S2Surrogate, s2_spike
 from .validate import positive_int, real_number, threshold_tensor
@@ -143,7 +143,15 @@ def if_drive(
         tensor([0.5000])
     """
     a, b, _ = _raw_params(threshold, noise_std, mapping)
-    return current * a + b
+    try:
+        return current * a + b
+    except RuntimeError as err:  # no check on the hot path: torch's broadcast is the check
+        shape = tuple(threshold.shape) if isinstance(threshold, Tensor) else ()
+        raise ShapeError(
+            f"threshold of shape {shape} does not broadcast to the input of shape "
+            f"{tuple(current.shape)}: give one threshold or one per feature, shaped to "
+            "broadcast (e.g. [features] for [B, features])"
+        ) from err
 
 
 def if_step(

@@ -58,8 +58,9 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ShapeError
-from .validate import flag, real_number
 from .surrogate import S2Surrogate, heaviside, s2_spike
+from .validate import flag, loaded_finite, real_number, spike_function
+from .validate import module as as_module
 
 __all__ = [
     "MultiFieldBlock",
@@ -322,7 +323,9 @@ class MultiFieldBlock(nn.Module):
         projection: ``"mean"`` (default, :func:`mean_projection`), ``"paper"``
             (:func:`fold_projection`; see there for how it gates the gradient on binary
             spikes), or a callable mapping the spikes ``[K, N, *out]`` to ``[N, *out]``.
-        decay: initial :math:`\lambda` (0.4, as in the paper's code).
+        decay: initial :math:`\lambda \in [0, 1]` (0.4, as in the paper's code); the
+            forward pass uses it clamped to :math:`[0, 1]` (:meth:`carry`), so a learnable
+            :math:`\lambda` stays in range after any optimiser step.
         threshold: initial :math:`\theta` (0.5, as in the paper's code).
         learn_decay: make :math:`\lambda` a parameter (default True; otherwise a buffer).
         learn_threshold: make :math:`\theta` a parameter (default True; otherwise a buffer).
@@ -360,15 +363,17 @@ class MultiFieldBlock(nn.Module):
         surrogate: Union[str, Callable[[Tensor], Tensor]] = "s2",
         recurrent: bool = True,
     ) -> None:
-        if not isinstance(module, nn.Module):
-            raise ConfigError(f"module must be an nn.Module, got {type(module).__name__}")
+        as_module("module", module, hint="the shared layer applied to every field")
         window = None if window is None else _pair("window", window)
         stride = None if stride is None else _pair("stride", stride)
-        if not callable(projection) and projection not in PROJECTIONS:
+        named = isinstance(projection, str) and projection in PROJECTIONS
+        if isinstance(projection, type) or not (named or callable(projection)):
             raise ConfigError(
                 f"projection must be one of {PROJECTIONS} or a callable, got {projection!r}"
             )
         decay = real_number("decay", decay)
+        if not 0.0 <= decay <= 1.0:
+            raise ConfigError(f"decay must be in [0, 1] (the membrane carry-over λ), got {decay!r}")
         threshold = real_number("threshold", threshold)
         for name, value in (
             ("learn_decay", learn_decay),
@@ -380,8 +385,8 @@ class MultiFieldBlock(nn.Module):
             spike_fn: Callable[[Tensor], Tensor] = S2Surrogate()
         elif surrogate == "rectangular":
             spike_fn = RectangularSurrogate()
-        elif callable(surrogate) and not isinstance(surrogate, str):
-            spike_fn = surrogate
+        elif callable(surrogate) and not isinstance(surrogate, (str, type)):
+            spike_fn = spike_function("surrogate", surrogate, optional=False)
         else:
             raise ConfigError(
                 f"surrogate must be 's2', 'rectangular' or a callable, got {surrogate!r}"
@@ -402,6 +407,27 @@ class MultiFieldBlock(nn.Module):
                 setattr(self, name, nn.Parameter(tensor))
             else:
                 self.register_buffer(name, tensor)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        loaded_finite(state_dict, prefix, "decay", "threshold")  # clamp(NaN) is NaN
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def carry(self) -> Tensor:
+        r"""The :math:`\lambda` the forward pass uses: ``decay`` clamped to :math:`[0, 1]`.
+
+        A learnable ``decay`` is an unconstrained parameter; an optimiser step may push it
+        below 0 or above 1, where the recurrence would flip the sign of the membrane or
+        let it grow from field to field. The forward pass uses :math:`\min(\max(\lambda,
+        0), 1)` instead (gradient 0 beyond a bound, as ``snntorch.Leaky`` treats its β).
+
+        Examples:
+            >>> block = MultiFieldBlock(nn.Identity(), decay=0.4)
+            >>> with torch.no_grad():
+            ...     _ = block.decay.fill_(1.7)
+            >>> block.carry().item()
+            1.0
+        """
+        return self.decay.clamp(0.0, 1.0)
 
     def offsets(self, height: int, width: int) -> tuple[Pair, list[Pair]]:
         """``(window, offsets)`` of the fields of an ``height × width`` map."""
@@ -441,7 +467,7 @@ class MultiFieldBlock(nn.Module):
                 f"shape {tuple(x.shape)}"
             )
         spikes, _ = multifield_lif(
-            currents, self.decay, self.threshold, self.surrogate, recurrent=self.recurrent
+            currents, self.carry(), self.threshold, self.surrogate, recurrent=self.recurrent
         )
         out = self._project(spikes)
         if x.ndim == 5:

@@ -41,7 +41,15 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from . import registry
-from .validate import flag, non_negative, positive_int, real_number
+from .validate import (
+    flag,
+    function,
+    loaded_finite,
+    non_negative,
+    optional_seed,
+    positive_int,
+    real_number,
+)
 from .validate import module as as_module
 
 __all__ = [
@@ -62,6 +70,21 @@ Scalar = Union[float, Tensor]
 
 def _non_negative(name: str, value: object) -> float:
     return non_negative(name, value, hint="0 turns the noise off")
+
+
+#: The range of a learnable σ: ``log_std`` is clamped to its logs in the forward pass.
+LEARNABLE_STD_RANGE = (1e-6, 1e3)
+_LOG_STD_RANGE = tuple(math.log(v) for v in LEARNABLE_STD_RANGE)
+
+
+def _learnable_start(value: float) -> float:
+    lo, hi = LEARNABLE_STD_RANGE
+    if not lo <= value <= hi:
+        raise ConfigError(
+            f"learnable noise needs std > 0, within [{lo:g}, {hi:g}] (it is stored as log(std), "
+            f"clamped to that range), got {value!r}"
+        )
+    return value
 
 
 # --- noise ------------------------------------------------------------------------------
@@ -114,8 +137,10 @@ class MembraneNoise(nn.Module):
     Args:
         std: :math:`\sigma \ge 0` (a number), or a schedule: a callable ``step -> σ``
             such as :class:`LinearNoiseSchedule`, read at :attr:`num_steps`.
-        learnable: make :math:`\sigma` a parameter (stored as ``log_std``, so it stays
-            > 0); needs a number ``std > 0``.
+        learnable: make :math:`\sigma` a parameter, stored as ``log_std``; the value used
+            is :math:`\exp(\mathrm{clamp}(\log\sigma, \log 10^{-6}, \log 10^{3}))`
+            (:data:`LEARNABLE_STD_RANGE`), so no optimiser step takes it to 0, inf or NaN
+            (gradient 0 beyond a bound); needs a number ``std`` in that range.
         seed: seed of this neuron's own generator (one per device, created on first use);
             None draws from torch's global generator.
 
@@ -139,11 +164,10 @@ class MembraneNoise(nn.Module):
         seed: Optional[int] = None,
     ) -> None:
         flag("learnable", learnable)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ConfigError(f"seed must be an int or None, got {seed!r}")
+        optional_seed("seed", seed)
         schedule = None
         if callable(std):
-            schedule = std
+            schedule = function("std", std, hint="a schedule step -> σ, e.g. LinearNoiseSchedule")
             if learnable:
                 raise ConfigError(
                     "learnable=True needs a fixed starting std, got a schedule; choose one"
@@ -151,10 +175,8 @@ class MembraneNoise(nn.Module):
             value = _non_negative("noise_std (schedule at step 0)", schedule(0))
         else:
             value = _non_negative("noise_std", std)
-            if learnable and value == 0.0:
-                raise ConfigError(
-                    "learnable noise needs std > 0 (it is stored as log(std)), got 0"
-                )
+            if learnable:
+                _learnable_start(value)
         super().__init__()
         self.schedule = schedule
         self.seed = seed
@@ -165,6 +187,10 @@ class MembraneNoise(nn.Module):
         else:
             self._std = value
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        loaded_finite(state_dict, prefix, "log_std")  # exp(NaN) is NaN
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @property
     def learnable(self) -> bool:
         return "log_std" in self._parameters
@@ -173,7 +199,7 @@ class MembraneNoise(nn.Module):
     def std(self) -> Scalar:
         r"""The current :math:`\sigma`: a float, or a 0-d tensor carrying gradient if learnable."""
         if self.learnable:
-            return self.log_std.exp()
+            return self.log_std.clamp(*_LOG_STD_RANGE).exp()
         if self.schedule is not None:
             return _non_negative(f"noise_std (schedule at step {self.num_steps})",
                                  self.schedule(self.num_steps))
@@ -191,8 +217,7 @@ class MembraneNoise(nn.Module):
         """Replace :math:`\\sigma` by a fixed value (drops a schedule; keeps learnability)."""
         value = _non_negative("noise_std", std)
         if self.learnable:
-            if value == 0.0:
-                raise ConfigError("learnable noise needs std > 0, got 0")
+            _learnable_start(value)
             with torch.no_grad():
                 self.log_std.fill_(math.log(value))
         else:
@@ -316,9 +341,12 @@ def set_noise_std(
         MembraneNoise(std=0.4, seed=1)
     """
     as_module("net", net)
-    if std is not None and not callable(std):
+    if callable(std):
+        function("std", std, hint="a schedule step -> σ, e.g. LinearNoiseSchedule")
+    elif std is not None:
         _non_negative("noise_std", std)
     learnable = flag("learnable", learnable)
+    optional_seed("seed", seed)
     changed = []
     for path, module in list(net.named_modules()):
         if takes_membrane_noise(module):

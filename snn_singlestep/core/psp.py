@@ -30,14 +30,13 @@ Statistics are computed in float32 for float16/bfloat16 inputs (float64 stays fl
 
 from __future__ import annotations
 
-import numbers
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ShapeError
-from .validate import flag, positive_number
+from .validate import flag, loaded_finite, positive_int, positive_number, real_number
 
 __all__ = ["PSPNorm", "PSPNorm1d", "PSPNorm2d"]
 
@@ -78,13 +77,11 @@ class PSPNorm(nn.Module):
         affine: bool = True,
         track_running_stats: bool = True,
     ) -> None:
-        if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
-            raise ConfigError(f"num_features must be a positive int, got {num_features!r}")
+        positive_int("num_features", num_features, what="channels")
         eps = positive_number("eps", eps)
-        if momentum is not None:
-            momentum = float(momentum) if isinstance(momentum, numbers.Real) else momentum
-            if not isinstance(momentum, float) or not 0.0 <= momentum <= 1.0:
-                raise ConfigError(f"momentum must be in [0, 1] or None, got {momentum!r}")
+        if momentum is not None and not 0.0 <= real_number("momentum", momentum) <= 1.0:
+            raise ConfigError(f"momentum must be in [0, 1] or None, got {momentum!r}")
+        momentum = None if momentum is None else float(momentum)
         super().__init__()
         self.num_features = int(num_features)
         self.eps = eps
@@ -103,6 +100,11 @@ class PSPNorm(nn.Module):
         else:
             self.register_buffer("running_sq_mean", None)
             self.register_buffer("num_batches_tracked", None)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # a NaN/inf statistic or scale from a checkpoint would turn every output into NaN
+        loaded_finite(state_dict, prefix, "running_sq_mean", "weight", "bias")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reset_running_stats(self) -> None:
         """Set ``running_sq_mean`` back to 1 and the batch counter to 0."""

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Optional, Protocol, Union, runtime_c
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ConversionError
+from . import validate
 from .validate import STEP_MODES, choice
 
 __all__ = [
@@ -375,6 +376,11 @@ class RuleContext:
     _notes: list[str] = field(default_factory=list)
     _child_step_mode: Optional[str] = None
 
+    def __post_init__(self) -> None:
+        validate.record(self)
+        choice("mode", self.mode, ("exact", "calibrated"))
+        choice("step_mode", self.step_mode, STEP_MODES)
+
     def note(self, text: str) -> None:
         """Add a remark about this module to the report."""
         self._notes.append(f"{self.path or '<net>'}: {text}")
@@ -416,6 +422,11 @@ class Rule:
     note: str = ""
     exact: bool = True
     inherit: bool = False
+
+    def __post_init__(self) -> None:
+        validate.record(self)
+        validate.module_class("source", self.source)
+        choice("kind", self.kind, RULE_KINDS)
 
     def __call__(self, module: nn.Module, ctx: RuleContext) -> Optional[nn.Module]:
         if _takes_context(self.fn):
@@ -486,12 +497,13 @@ def register_rule(
         'S2Cell'
         >>> unregister_rule(MyNeuron)
     """
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ConfigError(f"cls must be a subclass of torch.nn.Module, got {cls!r}")
-    if not callable(fn):
-        raise ConfigError(f"fn must be callable as fn(module) or fn(module, ctx), got {fn!r}")
-    if kind not in RULE_KINDS:
-        raise ConfigError(f"kind must be one of {RULE_KINDS}, got {kind!r}")
+    validate.module_class("cls", cls)
+    validate.function("fn", fn, hint="fn(module) or fn(module, ctx)")
+    choice("kind", kind, RULE_KINDS)
+    validate.text("note", note)
+    validate.text("framework", framework)
+    for name, value in (("exact", exact), ("inherit", inherit), ("overwrite", overwrite)):
+        validate.flag(name, value)
     if not overwrite and cls in _RULES:
         raise ConfigError(
             f"a collapse rule for {qualname(cls)} exists already; pass overwrite=True to "
@@ -516,7 +528,7 @@ def register_rules(
 
 def unregister_rule(cls: type) -> None:
     """Remove the rule registered for exactly ``cls`` (no error if there is none)."""
-    _RULES.pop(cls, None)
+    _RULES.pop(validate.module_class("cls", cls), None)
 
 
 _OVERRIDE_OK_PREFIXES = ("init_", "reset", "detach", "_init_", "extra_repr", "_get_name")
@@ -556,6 +568,14 @@ def get_rule(cls: type, frameworks: Optional[Iterable[str]] = None) -> Optional[
         frameworks: only consider rules of these frameworks (``"user"`` and ``"core"``
             rules always count); None for all.
     """
+    validate.module_class("cls", cls)
+    if frameworks is not None:
+        if isinstance(frameworks, str):
+            frameworks = (frameworks,)
+        if isinstance(frameworks, (set, frozenset)):
+            frameworks = sorted(frameworks, key=str)
+        for name in validate.items("frameworks", frameworks, kind=str, what="a framework name"):
+            choice("frameworks item", name, rule_frameworks())
     _load_rules()
     allowed = None if frameworks is None else set(frameworks) | {"user", "core"}
     for klass in cls.__mro__:
@@ -571,9 +591,16 @@ def get_rule(cls: type, frameworks: Optional[Iterable[str]] = None) -> Optional[
 
 def list_rules(framework: Optional[str] = None) -> list[Rule]:
     """Registered collapse rules (of one framework if given), sorted by source class name."""
+    if framework is not None:
+        choice("framework", framework, rule_frameworks())
     _load_rules()
     rules = [r for r in _RULES.values() if framework is None or r.framework == framework]
     return sorted(rules, key=lambda r: (r.framework, qualname(r.source)))
+
+
+def rule_frameworks() -> tuple[str, ...]:
+    """The names a rule's ``framework`` can have: the registered frameworks, core and user."""
+    return (*(fw.name for fw in frameworks()), "core", "user")
 
 
 def keep_rule(module: nn.Module) -> nn.Module:

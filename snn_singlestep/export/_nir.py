@@ -203,6 +203,11 @@ def write_nir(graph: Any, path: PathLike) -> Path:
         ConfigError: ``path`` cannot be written (missing or read-only directory, …).
     """
     nir = require("nir", "NIR export")
+    if not isinstance(graph, nir.NIRGraph):
+        raise ConfigError(
+            f"write_nir: graph must be a nir.NIRGraph (e.g. from to_nir), got "
+            f"{type(graph).__name__}"
+        )
     path = check_out_path(path, "write_nir")
     with atomic_path(path) as tmp:
         nir.write(tmp, graph)

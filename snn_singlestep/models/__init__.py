@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from ..core import registry
 from ..core.functional import squeeze_time
-from ..core.validate import positive_int
+from ..core.validate import int_sequence, positive_int
+from ..core.validate import module as as_module
 from ..errors import ConfigError
 from .preact import preact_resnet
 
@@ -35,7 +36,7 @@ FRAMEWORKS = ("torch", "snntorch", "spikingjelly")
 
 
 def _check_framework(framework: str) -> None:
-    if framework not in FRAMEWORKS:
+    if not isinstance(framework, str) or framework not in FRAMEWORKS:
         raise ConfigError(f"framework must be one of {', '.join(FRAMEWORKS)}; got {framework!r}")
 
 
@@ -80,6 +81,7 @@ def swap_neurons(net: nn.Module, framework: str) -> nn.Module:
         >>> type(net[1]).__name__
         'S2Neuron'
     """
+    as_module("net", net)
     _check_framework(framework)
     target = type(make_neuron(framework))
     for path, module in list(net.named_modules()):
@@ -92,9 +94,10 @@ def swap_neurons(net: nn.Module, framework: str) -> nn.Module:
 
 def _sizes(name: str, values: Sequence[int]) -> list[int]:
     """A non-empty list of layer sizes, each an int >= 1 (named ``name[i]`` in errors)."""
-    if not values:
+    sizes = list(int_sequence(name, values))
+    if not sizes:
         raise ConfigError(f"{name} must be a non-empty list of positive sizes, got {values!r}")
-    return [positive_int(f"{name}[{i}]", v) for i, v in enumerate(values)]
+    return sizes
 
 
 class SingleStepMLP(nn.Module):
@@ -136,7 +139,7 @@ class SingleStepMLP(nn.Module):
         positive_int("in_features", in_features)
         positive_int("num_classes", num_classes)
         hidden = _sizes("hidden", hidden)
-        in_shape = (in_features,) if in_shape is None else tuple(int(d) for d in in_shape)
+        in_shape = (in_features,) if in_shape is None else int_sequence("in_shape", in_shape)
         if math.prod(in_shape) != in_features:
             raise ConfigError(
                 f"in_shape {in_shape} holds {math.prod(in_shape)} values, not in_features="
@@ -190,7 +193,7 @@ class SingleStepCNN(nn.Module):
         threshold: float = 1.0,
     ) -> None:
         _check_framework(framework)
-        in_shape = tuple(int(d) for d in in_shape)
+        in_shape = int_sequence("in_shape", in_shape)
         if len(in_shape) != 3:
             raise ConfigError(f"in_shape must be (C, H, W), got {in_shape!r}")
         positive_int("num_classes", num_classes)

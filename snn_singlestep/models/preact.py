@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..core.functional import squeeze_time
 from ..core.modules import S2Cell
 from ..core.psp import PSPNorm2d
-from ..core.validate import choice, positive_int
+from ..core.validate import choice, flag, positive_int
 from ..errors import ConfigError
 
 __all__ = ["NORMS", "PreActBlock", "PreActBottleneck", "PreActResNet", "preact_resnet"]
@@ -177,6 +177,7 @@ def preact_resnet(
         torch.Size([2, 10])
     """
     choice("norm", norm, NORMS)
+    flag("bottleneck", bottleneck)
     for name, value in (("num_classes", num_classes), ("in_channels", in_channels), ("width", width)):
         positive_int(name, value)
     per_block = 9 if bottleneck else 6

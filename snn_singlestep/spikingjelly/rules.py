@@ -42,7 +42,8 @@ from ..core import registry
 from ..core.registry import RuleContext
 from ..core.functional import s2_neuron_step
 from ..core.noise import noise_kwargs
-from ..errors import ConversionError
+from ..core import validate
+from ..errors import ConfigError, ConversionError
 from .node import S2Node
 from .surrogate import ReducedS2
 
@@ -438,6 +439,16 @@ def _has_hook(module: nn.Module, kind: type) -> bool:
     return any(isinstance(h, kind) for h in hooks)
 
 
+def _check_rule_args(module: nn.Module, ctx: Optional[RuleContext]) -> None:
+    """The arguments of a public rule: a module, and None or a RuleContext."""
+    validate.module("module", module)
+    if ctx is not None and not isinstance(ctx, RuleContext):
+        raise ConfigError(
+            f"ctx must be a RuleContext (what collapse passes a rule) or None, got "
+            f"{type(ctx).__name__}"
+        )
+
+
 def reset_each_call(module: nn.Module, ctx=None) -> nn.Module:
     """Stateful layer: reset before every call, so each call is its first step.
 
@@ -445,6 +456,7 @@ def reset_each_call(module: nn.Module, ctx=None) -> nn.Module:
     ``state_dict`` keys and gets a forward pre-hook calling ``module.reset()``. For
     ``layer.Dropout`` this draws a fresh mask per call, as ``nn.Dropout`` does.
     """
+    _check_rule_args(module, ctx)
     if not _has_hook(module, _ResetBeforeCall):
         module.register_forward_pre_hook(_ResetBeforeCall())
     return module
@@ -457,6 +469,7 @@ def add_time_axis(module: nn.Module, ctx=None) -> nn.Module:
     layer sees the ``[1, B, ...]`` sequence it was written for and the net sees ``[B, ...]``.
     Inside a time-structured model (step mode ``'m'``) the module is left as it is.
     """
+    _check_rule_args(module, ctx)
     if ctx is not None:
         if ctx.step_mode == "m":
             return module

@@ -6,7 +6,7 @@ from spikingjelly.activation_based import surrogate
 from torch import Tensor
 
 from ..core.validate import flag, positive_number
-from ..core.surrogate import s2_primitive, s2_spike
+from ..core.surrogate import MAX_SHAPE, s2_primitive, s2_spike
 
 __all__ = ["ReducedS2"]
 
@@ -24,7 +24,7 @@ class ReducedS2(surrogate.SurrogateFunctionBase):
     their torch reference path (their fused kernels know built-in surrogates only).
 
     Args:
-        alpha: α > 0. beta: β > 0.
+        alpha: α in (0, 1e4]. beta: β in (0, 1e4] (:data:`~snn_singlestep.core.surrogate.MAX_SHAPE`).
         spiking: False makes the forward return the primitive (smooth) function.
 
     Examples:
@@ -33,8 +33,8 @@ class ReducedS2(surrogate.SurrogateFunctionBase):
     """
 
     def __init__(self, alpha: float = 4.0, beta: float = 1.0, spiking: bool = True) -> None:
-        alpha = positive_number("alpha", alpha)
-        beta = positive_number("beta", beta)
+        alpha = positive_number("alpha", alpha, maximum=MAX_SHAPE)
+        beta = positive_number("beta", beta, maximum=MAX_SHAPE)
         super().__init__(spiking=flag("spiking", spiking), alpha=alpha, beta=beta)
 
     @staticmethod
