@@ -9,6 +9,8 @@ no autograd) of
   ``snn_singlestep.export.to_onnx``, CPU provider);
 - the same net at T=4 with SpikingJelly ``LIFNode`` in step mode ``'m'`` (input repeated
   4 times, output averaged, ``reset_net`` after each call) in torch eager;
+- the S²NN with snnTorch-style ``S2Neuron`` and SpikingJelly ``S2Node`` neurons in torch
+  eager (their lean no-grad path; issue 16's goal: ≤ 1.3× the ANN at batch 1);
 
 as ratios measured in the same run (interleaved best-of timing, so that load on a shared
 machine hits every contender alike): S²NN / ANN per runtime, and T=4 / S²NN in eager.
@@ -31,7 +33,7 @@ from spikingjelly.activation_based import functional, layer, neuron
 from torch import nn
 
 from _timing import interleaved_best
-from snn_singlestep import S2Cell
+from snn_singlestep import S2Cell, S2Neuron, S2Node
 from snn_singlestep.export import to_onnx
 
 warnings.filterwarnings("ignore")
@@ -147,6 +149,16 @@ def contenders(kind: str, batch: int, threads: int, tmp: Path) -> dict[str, call
         return out
 
     fns[f"LIF T={T_MULTI} eager"] = run_multi
+    # the framework neurons (issue 16: the lean no-grad path, goal <= 1.3x the ANN at batch 1)
+    for name, act in (("S2Neuron", lambda: S2Neuron(0.9, 0.5, init_hidden=True)),
+                      ("S2Node", lambda: S2Node(0.5))):
+        net = _calibrated(build(act), calib)
+
+        def eager(net=net):
+            with torch.inference_mode():
+                return net(x)
+
+        fns[f"{name} eager"] = eager
     # warm up (and compile) outside the timed rounds
     for fn in fns.values():
         for _ in range(2):

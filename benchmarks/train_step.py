@@ -4,11 +4,23 @@ For an MLP (64-512-512-10) and a small CNN (1×8×8 → 32 → 64 channels), bat
 for each model the time of one training step (forward, backward, Adam) and the bytes that
 autograd saves for backward, both as ratios to the ReLU ANN measured in the same run
 (interleaved best-of timings; on CUDA also peak allocated memory). Contenders: ReLU ANN;
-S²NN (ours, single step); snnTorch ``Leaky`` at T = 1/4/8 (time loop); SpikingJelly
-``LIFNode`` at T = 1/4/8 (step mode 'm').
+S²NN (ours, single step: ``S2Cell`` and snnTorch-style ``S2Neuron``); snnTorch ``Leaky``
+at T = 1/4/8 (time loop); SpikingJelly ``LIFNode`` at T = 1/4/8 (step mode 'm').
+
+Then (issue 16):
+
+- the CLI's default net, ``Linear(no bias) → BatchNorm1d → S2Neuron`` 64-256-256-10 at
+  batch 64 with Adam, step time as a ratio to the same net with ReLU;
+- graph memory: the memory held by the autograd graph after one forward of a 4 × 2048 MLP
+  (``Linear → BatchNorm1d → neuron``, batch 4096; ``--quick``: 4 × 256, batch 256), each
+  net in a fresh process (growth of the resident set size over the forward, with glibc's
+  mmap threshold pinned so that every activation is its own mapping), as a ratio to the
+  ReLU ANN; contenders: ReLU ANN, S²NN (S2Neuron) and the same S²NN after SpikingJelly's
+  ``memopt.optimize_memory`` (level 1: checkpointing and bit-compressed spikes).
 
 Targets (issue 7): S²NN ≤ 1.15× the ANN's step time and ≤ 1.2× its memory, and
-≥ 0.8·T× faster than the same net at T steps.
+≥ 0.8·T× faster than the same net at T steps. Issue 16: step ≤ 1.2× for the CLI net and
+the MLP, graph memory ≤ 0.75×.
 
     python benchmarks/train_step.py           # full
     python benchmarks/train_step.py --quick   # sanity run, few rounds
@@ -17,15 +29,20 @@ Targets (issue 7): S²NN ≤ 1.15× the ANN's step time and ≤ 1.2× its memory
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import subprocess
+import sys
 
 import snntorch as snn
 import snntorch.utils
 import torch
+from _timing import interleaved_best, saved_tensor_bytes
 from spikingjelly.activation_based import functional, layer, neuron
 from torch import nn
 
-from _timing import interleaved_best, saved_tensor_bytes
-from snn_singlestep import S2Cell
+from snn_singlestep import S2Cell, S2Neuron
+from snn_singlestep.core.bitpack import spike_bits
 
 
 def mlp(act) -> nn.Module:
@@ -80,6 +97,7 @@ def make_steps(kind: str, batch: int) -> dict[str, callable]:
 
     steps["ReLU ANN"] = trainer(build(nn.ReLU), lambda n: n(x))
     steps["S2NN (ours)"] = trainer(build(S2Cell), lambda n: n(x))
+    steps["S2NN S2Neuron"] = trainer(build(lambda: S2Neuron(init_hidden=True)), lambda n: n(x))
     for T in (1, 4, 8):
         leaky = build(lambda: snn.Leaky(beta=0.9, init_hidden=True))
 
@@ -100,11 +118,103 @@ def make_steps(kind: str, batch: int) -> dict[str, callable]:
     return steps
 
 
+def cli_net(act, hidden=(256, 256)) -> nn.Module:
+    """The CLI's default MLP (``SingleStepMLP``): no bias before BatchNorm, linear readout."""
+    layers, width = [], 64
+    for h in hidden:
+        layers += [nn.Linear(width, h, bias=False), nn.BatchNorm1d(h), act()]
+        width = h
+    return nn.Sequential(*layers, nn.Linear(width, 10))
+
+
+def cli_steps(batch: int = 64) -> dict[str, callable]:
+    torch.manual_seed(0)
+    x, y = torch.rand(batch, 64), torch.randint(0, 10, (batch,))
+    loss_fn = nn.CrossEntropyLoss()
+    steps = {}
+    for name, act in (("ReLU ANN", nn.ReLU), ("S2NN S2Neuron", lambda: S2Neuron(init_hidden=True))):
+        net = cli_net(act)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+        def step(net=net, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(net(x), y).backward()
+            opt.step()
+
+        steps[name] = step
+    return steps
+
+
+GRAPH_NETS = ("ReLU ANN", "S2NN S2Neuron", "S2NN + spike_bits", "S2NN + spike_bits(SJ packer)",
+              "S2NN + SJ optimize_memory")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def graph_memory_child(name: str, width: int, depth: int, batch: int) -> None:
+    """Runs in a fresh process: prints the bytes the graph of one forward holds."""
+    torch.manual_seed(0)
+    act = nn.ReLU if name == "ReLU ANN" else (lambda: S2Neuron(init_hidden=True))
+    layers, w = [], width
+    for _ in range(depth):
+        layers += [nn.Linear(w, width), nn.BatchNorm1d(width), act()]
+    net = nn.Sequential(*layers, nn.Linear(width, 10))
+    x = torch.randn(batch, width)
+    if name == "S2NN + SJ optimize_memory":
+        from spikingjelly.activation_based import memopt
+
+        memopt.optimize_memory(net, (nn.Linear,), lambda m: m(x), level=1)
+
+    def context():
+        if name == "S2NN + spike_bits":
+            return spike_bits()
+        if name == "S2NN + spike_bits(SJ packer)":
+            from spikingjelly.activation_based.memopt.compress import BitSpikeCompressor
+
+            return spike_bits(BitSpikeCompressor())
+        return contextlib.nullcontext()
+
+    for _ in range(2):  # warm up the same code paths: parameter grads, allocator, kernels
+        with context():
+            out = net(x)
+        out.sum().backward()
+    for p in net.parameters():
+        p.grad = None
+    del out
+    before = _rss_bytes()
+    with context():
+        out = net(x)
+    held = _rss_bytes() - before
+    del out
+    print(f"graph-bytes {held}")
+
+
+def graph_memory(width: int, depth: int, batch: int) -> dict[str, int]:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="1")
+    held = {}
+    for name in GRAPH_NETS:
+        out = subprocess.run(
+            [sys.executable, __file__, "--graph-memory-child", name, str(width), str(depth),
+             str(batch)],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout
+        held[name] = int(out.split("graph-bytes")[1].split()[0])
+    return held
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--graph-memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.graph_memory_child:
+        name, *sizes = args.graph_memory_child
+        graph_memory_child(name, *map(int, sizes))
+        return
     rounds, inner = (2, 2) if args.quick else (12, 5)
     if args.quick:
         args.batch_size = min(args.batch_size, 32)
@@ -124,6 +234,24 @@ def main() -> None:
                 speedup = times[f"{fw} T={T}"] / s2
                 print(f"  S2NN is {speedup:.2f}x faster than {fw} T={T} "
                       f"(target >= {0.8 * T:.1f}x)")
+
+    batch = 16 if args.quick else 64
+    times = interleaved_best(cli_steps(batch), rounds=rounds * 2, inner=inner * 2)
+    base = times["ReLU ANN"]
+    print(f"\nDefault CLI net 64-256-256-10 (batch {batch}, Adam): step time, "
+          "ratio to the ReLU ANN")
+    print(f"{'model':<24} {'step ms':>8} {'time ×':>7}")
+    for name, t in times.items():
+        print(f"{name:<24} {1e3 * t:>8.3f} {t / base:>7.2f}")
+
+    width, depth, batch = (256, 4, 256) if args.quick else (2048, 4, 4096)
+    held = graph_memory(width, depth, batch)
+    base = held["ReLU ANN"]
+    print(f"\nGraph memory after one forward, {depth} x {width} MLP, batch {batch}, "
+          "one fresh process per net (target <= 0.75x)")
+    print(f"{'model':<26} {'graph MiB':>10} {'memory ×':>9}")
+    for name, b in held.items():
+        print(f"{name:<26} {b / 2**20:>10.2f} {b / base:>9.2f}")
 
 
 if __name__ == "__main__":

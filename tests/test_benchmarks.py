@@ -80,12 +80,39 @@ def check_surrogate(stdout: str, out: pathlib.Path) -> None:
         _ratio_agrees(gelem, n / 1e9, ms / 1e3, 3, 6)  # Gelem/s = n / t
 
 
-TRAIN_STEP = ["ReLU ANN", "S2NN (ours)"] + [
+TRAIN_STEP = ["ReLU ANN", "S2NN (ours)", "S2NN S2Neuron"] + [
     f"{fw} T={T}" for T in (1, 4, 8) for fw in ("snnTorch Leaky", "SpikingJelly LIF")
 ]
+CLI_STEP = ["ReLU ANN", "S2NN S2Neuron"]
+GRAPH_NETS = ["ReLU ANN", "S2NN S2Neuron", "S2NN + spike_bits", "S2NN + spike_bits(SJ packer)",
+              "S2NN + SJ optimize_memory"]
 
 
 def check_train_step(stdout: str, out: pathlib.Path) -> None:
+    stdout, graph = stdout.split("\nGraph memory after one forward")
+    stdout, cli = stdout.split("\nDefault CLI net")
+    # the CLI's default net (issue 16): step time as a ratio to the ReLU ANN
+    assert cli.startswith(" 64-256-256-10 (batch 16, Adam)"), cli  # --quick: batch 16
+    rows = _table(cli, CLI_STEP, 2)
+    assert list(rows) == CLI_STEP, cli
+    assert rows["ReLU ANN"][1] == 1.0
+    for ms, ratio in rows.values():
+        _finite_positive(ms)
+        _sane_ratio(ratio)
+        _ratio_agrees(ratio, ms, rows["ReLU ANN"][0], 2, 3)
+    # graph memory, one process per net: measured, not timed, so the ordering is checked
+    assert graph.startswith(", 4 x 256 MLP, batch 256, one fresh process per net"), graph
+    rows = _table(graph, GRAPH_NETS, 2)
+    assert list(rows) == GRAPH_NETS, graph
+    assert rows["ReLU ANN"][1] == 1.0
+    for mib, ratio in rows.values():
+        _finite_positive(mib)
+        _ratio_agrees(ratio, mib, rows["ReLU ANN"][0], 2, 2)
+    # S2NN: the BatchNorm input and the spikes (float) per unit, like the ANN's two tensors;
+    # with spike_bits the spikes take 1 bit: about half the ANN's graph
+    assert rows["S2NN S2Neuron"][1] < 1.15, graph
+    assert rows["S2NN + spike_bits"][1] < 0.75, graph
+    assert rows["S2NN + spike_bits(SJ packer)"][1] < 0.75, graph
     parts = re.split(r"\n(?=MLP|CNN)", stdout.strip())
     assert [p.split()[0] for p in parts] == ["MLP", "CNN"], stdout
     for part in parts:
@@ -104,6 +131,7 @@ def check_train_step(stdout: str, out: pathlib.Path) -> None:
             mem = [rows[f"{fw} T={T}"][2] for T in (1, 4, 8)]
             assert mem[0] < mem[1] < mem[2], (fw, mem)
             assert rows["S2NN (ours)"][2] < rows[f"{fw} T=4"][2]
+            assert rows["S2NN S2Neuron"][2] < rows[f"{fw} T=4"][2]
         speedups = re.findall(rf"S2NN is ({NUMBER})x faster than (.+) T=(\d) \(target >= ({NUMBER})x\)",
                               part)
         assert len(speedups) == 4, part
@@ -115,7 +143,8 @@ def check_train_step(stdout: str, out: pathlib.Path) -> None:
 
 
 INFERENCE = ["ANN eager", "ANN compile", "ANN onnxruntime", "S2NN eager", "S2NN compile",
-             "S2NN onnxruntime", "LIF T=4 eager"]
+             "S2NN onnxruntime", "LIF T=4 eager", "S2Neuron eager", "S2Node eager"]
+NO_ANN_RATIO = ["LIF T=4 eager"]  # printed without a "× ANN" column
 
 
 def check_inference(stdout: str, out: pathlib.Path) -> None:
@@ -127,7 +156,8 @@ def check_inference(stdout: str, out: pathlib.Path) -> None:
         assert part.startswith(f"MLP, batch {key.split('batch')[1]}:")
         assert list(times) == INFERENCE
         _finite_positive(*times.values())
-        rows = {**_table(part, INFERENCE[-1:], 1), **_table(part, INFERENCE[:-1], 2)}
+        with_ratio = [n for n in INFERENCE if n not in NO_ANN_RATIO]
+        rows = {**_table(part, NO_ANN_RATIO, 1), **_table(part, with_ratio, 2)}
         assert set(rows) == set(INFERENCE), part
         for name, values in rows.items():
             assert values[0] == pytest.approx(1e3 * times[name], abs=5e-5)  # ms/call, 4 decimals

@@ -42,7 +42,10 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, ShapeError
+from .fused import fire
 from .surrogate import s2_spike
+from .validate import function, positive_int, real_number, tensor, text
+from .validate import generator as check_generator
 
 __all__ = ["s2_neuron_step", "squeeze_time"]
 
@@ -72,7 +75,12 @@ def s2_neuron_step(
         ``(spike, v)``: spikes in ``spike_fn``'s dtype and the (noisy) membrane :math:`v`.
 
     Raises:
-        ConfigError: ``noise_std`` is a negative or non-finite number.
+        ConfigError: ``current`` not a tensor, ``threshold`` not a finite number or a float
+            tensor, ``spike_fn`` not callable, ``generator`` not a ``torch.Generator``,
+            ``noise_std`` a negative or non-finite number or a tensor of more than one value
+            (tensor values are not read back from the device, so not checked for NaN),
+            ``spike_fn`` returning something other than a tensor.
+        ShapeError: ``threshold`` does not broadcast to ``current``.
 
     Examples:
         >>> import torch
@@ -84,14 +92,43 @@ def s2_neuron_step(
         >>> v.shape, bool((spike == (v >= 0)).all())
         (torch.Size([3]), True)
     """
+    if not isinstance(current, Tensor) and not isinstance(current, torch.fx.Proxy):
+        tensor("current", current)  # (a torch.fx Proxy is symbolic tracing: traced as is)
+    if not isinstance(threshold, Tensor):
+        real_number("threshold", threshold)
+    elif not threshold.is_floating_point():
+        tensor("threshold", threshold, floating=True)
+    if not callable(spike_fn) or isinstance(spike_fn, type):
+        function("spike_fn", spike_fn)
+    if generator is not None:
+        check_generator("generator", generator)
     v = current
     if isinstance(noise_std, Tensor):
+        _check_noise_tensor(noise_std)
         v = current + noise_std * _standard_normal(current, generator)
     else:
         sigma = _noise_std_value(noise_std)
         if sigma > 0.0:
             v = current + sigma * _standard_normal(current, generator)
-    return spike_fn(v - threshold), v
+    # spike_fn(v - threshold), through the fused paths of .fused where they give the same
+    # result (S² surrogate: one autograd node; no graph needed: one comparison). A
+    # threshold that does not broadcast to the input raises ShapeError there.
+    spike = fire(v, threshold, spike_fn)
+    if not isinstance(spike, (Tensor, torch.fx.Proxy)):  # a Proxy: torch.fx tracing
+        raise ConfigError(
+            f"spike_fn must return a tensor of spikes, got {type(spike).__name__} ({spike!r:.40})"
+        )
+    return spike, v
+
+
+def _check_noise_tensor(noise_std: Tensor) -> None:
+    """A tensor σ must be one float (metadata only: its value is not read back from the
+    device; the learnable σ of MembraneNoise is exp(log σ) > 0 by construction)."""
+    if not noise_std.is_floating_point() or noise_std.numel() != 1:
+        raise ConfigError(
+            f"noise_std must be a number or a one-element float tensor, got a tensor of dtype "
+            f"{noise_std.dtype} and shape {tuple(noise_std.shape)}"
+        )
 
 
 def _noise_std_value(noise_std: object) -> float:
@@ -137,6 +174,12 @@ def squeeze_time(x: Tensor, sample_ndim: int, *, name: str = "input") -> Tensor:
         >>> squeeze_time(torch.zeros(1, 8, 64), sample_ndim=2).shape
         torch.Size([8, 64])
     """
+    if not isinstance(name, str):
+        text("name", name)
+    if not isinstance(x, Tensor):
+        tensor(name, x)
+    if not isinstance(sample_ndim, int) or isinstance(sample_ndim, bool) or sample_ndim < 1:
+        positive_int("sample_ndim", sample_ndim)
     if x.ndim == sample_ndim:
         return x
     if x.ndim == sample_ndim + 1:

@@ -6,9 +6,9 @@ from typing import Callable, Optional, Union
 
 from torch import Tensor, nn
 
-from ..errors import ConfigError
-from .validate import flag, threshold_tensor
+from .validate import flag, loaded_finite, spike_function, threshold_tensor
 from .functional import s2_neuron_step
+from .fused import check_float_input, fire
 from .noise import MembraneNoise, as_membrane_noise, noise_kwargs
 from .registry import NeuronKind, keep_rule, register_neuron, register_rule
 from .surrogate import S2Surrogate
@@ -22,9 +22,7 @@ def check_loaded_threshold(state_dict: dict, prefix: str, name: str = "threshold
     The constructors refuse a NaN/inf threshold; a checkpoint must not bring one in either.
     The ConfigError names the state_dict key.
     """
-    value = state_dict.get(prefix + name)
-    if isinstance(value, Tensor):
-        threshold_tensor(value, name=f"state_dict key {prefix + name!r}")
+    loaded_finite(state_dict, prefix, name)
 
 
 class S2Cell(nn.Module):
@@ -66,8 +64,7 @@ class S2Cell(nn.Module):
         theta = threshold_tensor(threshold)
         noise = as_membrane_noise(noise_std)
         learn_threshold = flag("learn_threshold", learn_threshold)
-        if surrogate is not None and not callable(surrogate):
-            raise ConfigError(f"surrogate must be callable, got {surrogate!r}")
+        surrogate = spike_function("surrogate", surrogate)
         super().__init__()
         self.surrogate = S2Surrogate() if surrogate is None else surrogate
         self.noise = noise
@@ -81,9 +78,18 @@ class S2Cell(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, current: Tensor) -> Tensor:
-        noise = noise_kwargs(getattr(self, "noise", None), self.training, current)
-        spike, _ = s2_neuron_step(current, self.threshold, self.surrogate, **noise)
-        return spike.to(current.dtype)
+        check_float_input(current, "S2Cell input")
+        noise = getattr(self, "noise", None)
+        if noise is not None and self.training:
+            kwargs = noise_kwargs(noise, True, current)
+            if kwargs:
+                spike, _ = s2_neuron_step(current, self.threshold, self.surrogate, **kwargs)
+                return spike.to(current.dtype)
+        # no noise: H(current - threshold) through the fused paths (same result, fewer passes;
+        # a bare comparison when no graph is needed)
+        spike = fire(current, self.threshold, self.surrogate)
+        same = isinstance(spike, Tensor) and spike.dtype == current.dtype  # (not an fx Proxy)
+        return spike if same else spike.to(current.dtype)
 
     def extra_repr(self) -> str:
         theta = self.threshold

@@ -9,8 +9,16 @@ import torch
 from torch import Tensor
 
 from ..core import registry
-from ..core.validate import flag, real_number, threshold_tensor
+from ..core.validate import (
+    flag,
+    real_number,
+    real_or_tensor,
+    spike_function,
+    tensor,
+    threshold_tensor,
+)
 from ..core.functional import s2_neuron_step
+from ..core.fused import check_float_input, fire
 from ..core.modules import check_loaded_threshold
 from ..core.ifconvert import MAPPINGS, if_conversion_params, if_drive, if_step
 from ..core.noise import MembraneNoise, as_membrane_noise, noise_kwargs
@@ -20,13 +28,6 @@ from ..errors import ConfigError
 __all__ = ["ConvertedIFNeuron", "S2Neuron", "add_time_dim"]
 
 _RESET_MECHANISMS = ("subtract", "zero", "none")
-
-
-def _finite_scalar_or_tensor(name: str, value: Union[float, Tensor]) -> None:
-    if isinstance(value, Tensor):
-        threshold_tensor(value, name)
-    else:
-        real_number(name, value)
 
 
 class _ExactThreshold:
@@ -44,6 +45,30 @@ class _ExactThreshold:
         # the constructor refuses a NaN/inf threshold; so does loading (snnTorch: "threshold")
         check_loaded_threshold(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _tracing() -> bool:
+    """True while torch.compile, torch.export, jit or fx trace the forward (values unknown)."""
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+    fx = torch.fx._symbolic_trace
+    fx_tracing = getattr(fx, "is_fx_symbolic_tracing", None) or fx.is_fx_tracing
+    return (
+        torch.compiler.is_compiling() or exporting() or torch.jit.is_tracing() or fx_tracing()
+    )
+
+
+def _is_unit_gain(neuron: torch.nn.Module, gain: object) -> bool:
+    """True when multiplying 0/1 spikes by ``gain`` changes nothing: a 0-d tensor equal to 1
+    that needs no gradient. Cached per gain tensor (kept referenced, so its id cannot be
+    reused) and its in-place version, so the value is read (a device sync) only once."""
+    if not isinstance(gain, Tensor) or gain.requires_grad or gain.dim() != 0 or _tracing():
+        return False
+    cached = neuron.__dict__.get("_unit_gain_cache")
+    if cached is not None and cached[0] is gain and cached[1] == gain._version:
+        return cached[2]
+    unit = bool(gain == 1)
+    neuron.__dict__["_unit_gain_cache"] = (gain, gain._version, unit)
+    return unit
 
 
 def _check_mem(neuron: snntorch.Leaky, mem: Optional[Tensor]) -> None:
@@ -119,9 +144,11 @@ class S2Neuron(_ExactThreshold, snntorch.Leaky):
     ) -> None:
         # Validate everything before Leaky.__init__: snnTorch appends the instance to a
         # global list first, and a half-built neuron there breaks every later reset.
-        _finite_scalar_or_tensor("beta", beta)
-        _finite_scalar_or_tensor("threshold", threshold)
-        _finite_scalar_or_tensor("graded_spikes_factor", graded_spikes_factor)
+        beta = real_or_tensor("beta", beta)
+        threshold = real_or_tensor("threshold", threshold)
+        graded_spikes_factor = real_or_tensor(
+            "graded_spikes_factor", graded_spikes_factor, one=True
+        )
         for name, value in (
             ("surrogate_disable", surrogate_disable),
             ("init_hidden", init_hidden),
@@ -143,9 +170,8 @@ class S2Neuron(_ExactThreshold, snntorch.Leaky):
             raise ConfigError(
                 f"reset_mechanism must be one of {_RESET_MECHANISMS}, got {reset_mechanism!r}"
             )
-        if spike_grad is not None and not callable(spike_grad):
-            raise ConfigError(f"spike_grad must be callable or None, got {spike_grad!r}")
-        if state_quant is not False and not callable(state_quant):
+        spike_grad = spike_function("spike_grad", spike_grad)
+        if state_quant is not False and (not callable(state_quant) or isinstance(state_quant, type)):
             raise ConfigError(f"state_quant must be False or callable, got {state_quant!r}")
         noise = as_membrane_noise(noise_std)
         if spike_grad is None:
@@ -172,9 +198,24 @@ class S2Neuron(_ExactThreshold, snntorch.Leaky):
         self.noise = noise
 
     def forward(self, input_: Tensor, mem: Optional[Tensor] = None):
-        _check_mem(self, mem)
+        if mem is not None:
+            _check_mem(self, mem)
+        check_float_input(input_, "S2Neuron input")
+        noise = getattr(self, "noise", None)
+        if not (self.state_quant or self.inhibition or (noise is not None and self.training)):
+            # the common case, without noise: H(v - θ) through the fused paths (one
+            # comparison when no graph is needed), bit for bit what the general path gives
+            spk = fire(input_, self.threshold, self.spike_grad)
+            gain = self.graded_spikes_factor
+            if not _is_unit_gain(self, gain):
+                spk = spk * gain
+            if not isinstance(spk, Tensor) or spk.dtype != input_.dtype:  # (or an fx Proxy)
+                spk = spk.to(input_.dtype)
+            if self.output or not self.init_hidden:
+                return spk, input_
+            return spk
         v = self.state_quant(input_) if self.state_quant else input_
-        noise = noise_kwargs(getattr(self, "noise", None), self.training, v)
+        noise = noise_kwargs(noise, self.training, v)
         if self.inhibition:
             if noise:
                 _, v = s2_neuron_step(v, self.threshold, self.spike_grad, **noise)
@@ -228,8 +269,10 @@ class ConvertedIFNeuron(_ExactThreshold, snntorch.Leaky):
         learn_threshold: bool = False,
         learn_graded_spikes_factor: bool = False,
     ) -> None:
-        _finite_scalar_or_tensor("threshold", threshold)
-        _finite_scalar_or_tensor("graded_spikes_factor", graded_spikes_factor)
+        threshold = real_or_tensor("threshold", threshold)
+        graded_spikes_factor = real_or_tensor(
+            "graded_spikes_factor", graded_spikes_factor, one=True
+        )
         for name, value in (
             ("init_hidden", init_hidden),
             ("output", output),
@@ -241,8 +284,7 @@ class ConvertedIFNeuron(_ExactThreshold, snntorch.Leaky):
             raise ConfigError(f"mapping must be one of {MAPPINGS}, got {mapping!r}")
         noise_std = real_number("noise_std", noise_std)
         _, _, v_init = if_conversion_params(threshold_tensor(threshold), noise_std, mapping)
-        if spike_grad is not None and not callable(spike_grad):
-            raise ConfigError(f"spike_grad must be callable or None, got {spike_grad!r}")
+        spike_grad = spike_function("spike_grad", spike_grad)
         super().__init__(
             1.0,
             threshold,
@@ -298,7 +340,7 @@ def add_time_dim(x: Tensor) -> Tensor:
         >>> float(SF.accuracy_rate(add_time_dim(spk), torch.tensor([0, 1])))
         1.0
     """
-    return x.unsqueeze(0)
+    return tensor("x", x).unsqueeze(0)
 
 
 # --- registry ------------------------------------------------------------------------------

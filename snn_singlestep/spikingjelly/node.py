@@ -9,8 +9,16 @@ from spikingjelly.activation_based import neuron
 from torch import Tensor
 
 from ..core import registry
-from ..core.validate import STEP_MODES, choice, flag, real_number, threshold_tensor
+from ..core.validate import (
+    STEP_MODES,
+    choice,
+    flag,
+    real_number,
+    spike_function,
+    threshold_tensor,
+)
 from ..core.functional import s2_neuron_step
+from ..core.fused import check_float_input, fire
 from ..core.ifconvert import MAPPINGS, if_conversion_params, if_drive, if_step
 from ..core.noise import MembraneNoise, as_membrane_noise, noise_kwargs
 from ..errors import ConfigError
@@ -72,19 +80,27 @@ class S2Node(neuron.BaseNode):
         flag("store_v_seq", store_v_seq)
         choice("step_mode", step_mode, STEP_MODES)
         noise = as_membrane_noise(noise_std)
-        if surrogate_function is None:
+        if spike_function("surrogate_function", surrogate_function) is None:
             surrogate_function = ReducedS2()
-        elif not callable(surrogate_function):
-            raise ConfigError(f"surrogate_function must be callable, got {surrogate_function!r}")
         super().__init__(
             v_threshold, v_reset, surrogate_function, detach_reset, step_mode, store_v_seq
         )
         self.noise = noise
 
     def _fire(self, x: Tensor) -> Tensor:
-        noise = noise_kwargs(getattr(self, "noise", None), self.training, x)
-        spike, _ = s2_neuron_step(x, self.v_threshold, self.surrogate_function, **noise)
-        return spike.to(x.dtype)
+        check_float_input(x, "S2Node input")
+        noise = getattr(self, "noise", None)
+        if noise is not None and self.training:
+            kwargs = noise_kwargs(noise, True, x)
+            if kwargs:
+                spike, _ = s2_neuron_step(x, self.v_threshold, self.surrogate_function, **kwargs)
+                return spike.to(x.dtype)
+        # no noise: H(x - V_th) through the fused paths (a bare comparison without a graph)
+        sg = self.surrogate_function
+        params = (sg.alpha, sg.beta) if type(sg) is ReducedS2 and sg.spiking else None
+        spike = fire(x, self.v_threshold, sg, params)
+        same = isinstance(spike, Tensor) and spike.dtype == x.dtype  # (not an fx Proxy)
+        return spike if same else spike.to(x.dtype)
 
     def single_step_functional_forward(self, inputs, states, **kwargs):
         return (self._fire(inputs[0]),), tuple(states)
@@ -155,10 +171,8 @@ class ConvertedIFNode(neuron.BaseNode):
         _, _, v_init = if_conversion_params(theta, noise_std, mapping)
         flag("store_v_seq", store_v_seq)
         choice("step_mode", step_mode, STEP_MODES)
-        if surrogate_function is None:
+        if spike_function("surrogate_function", surrogate_function) is None:
             surrogate_function = ReducedS2()
-        elif not callable(surrogate_function):
-            raise ConfigError(f"surrogate_function must be callable, got {surrogate_function!r}")
         super().__init__(1.0, None, surrogate_function, False, step_mode, store_v_seq)
         self.register_buffer("single_step_threshold", theta, persistent=False)
         self.noise_std = noise_std
