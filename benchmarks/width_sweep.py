@@ -36,6 +36,13 @@ from snn_singlestep.core.io import atomic_write  # noqa: E402
 DEFAULT_MODELS = ["ReLU ANN", "S2NN (ours)", "T=1 atan", "T=1 SJ Sigmoid"]
 
 
+def contenders() -> dict[str, dict]:
+    """``compare.py``'s contenders plus ``Leaky T=2`` (the frontier's cheapest multi-step net)."""
+    specs = compare.contenders()
+    specs["Leaky T=2"] = {**specs["Leaky T=4"], "T": 2}
+    return specs
+
+
 def key(layout: str, width: int, model: str, seed: int) -> str:
     return f"{layout}/{width}/{model}/{seed}"
 
@@ -169,7 +176,7 @@ def main(argv=None) -> None:
                         help="widths 8 16, 1 seed, 1 epoch, 600 training samples")
     parser.add_argument("--out", default="docs/benchmarks")
     args = parser.parse_args(argv)
-    specs = compare.contenders()
+    specs = contenders()
     unknown = sorted(set(args.models) - set(specs))
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {sorted(specs)}")
