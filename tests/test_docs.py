@@ -28,6 +28,9 @@ def test_mkdocs_builds_strictly(tmp_path):
 def test_every_docs_page_is_in_the_nav():
     nav = (ROOT / "mkdocs.yml").read_text()
     pages = {p.name for p in (ROOT / "docs").glob("*.md")}
+    tutorials = ROOT / "docs" / "tutorials"
+    pages |= {f"tutorials/{p.name}" for p in tutorials.glob("*.md")}
+    pages |= {f"tutorials/{p.name}" for p in tutorials.glob("*.ipynb")}
     missing = sorted(p for p in pages if p not in nav)
     assert not missing, f"pages not reachable from mkdocs.yml nav: {missing}"
 
