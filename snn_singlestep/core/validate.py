@@ -29,6 +29,7 @@ __all__ = [
     "STEP_MODES",
     "choice",
     "flag",
+    "flags",
     "function",
     "generator",
     "int_sequence",
@@ -117,6 +118,20 @@ def flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def flags(**values: object) -> None:
+    """:func:`flag` for every ``name=value`` (a constructor's boolean options at once).
+
+    Examples:
+        >>> flags(init_hidden=False, output=True)
+        >>> flags(output="no")
+        Traceback (most recent call last):
+        ...
+        snn_singlestep.errors.ConfigError: output must be True or False, got 'no'
+    """
+    for name, value in values.items():
+        flag(name, value)
 
 
 def positive_int(

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..core import registry
 from ..core.validate import (
-    flag,
+    flags,
     real_number,
     real_or_tensor,
     spike_function,
@@ -149,17 +149,16 @@ class S2Neuron(_ExactThreshold, snntorch.Leaky):
         graded_spikes_factor = real_or_tensor(
             "graded_spikes_factor", graded_spikes_factor, one=True
         )
-        for name, value in (
-            ("surrogate_disable", surrogate_disable),
-            ("init_hidden", init_hidden),
-            ("inhibition", inhibition),
-            ("learn_beta", learn_beta),
-            ("learn_threshold", learn_threshold),
-            ("output", output),
-            ("learn_graded_spikes_factor", learn_graded_spikes_factor),
-            ("reset_delay", reset_delay),
-        ):
-            flag(name, value)
+        flags(
+            surrogate_disable=surrogate_disable,
+            init_hidden=init_hidden,
+            inhibition=inhibition,
+            learn_beta=learn_beta,
+            learn_threshold=learn_threshold,
+            output=output,
+            learn_graded_spikes_factor=learn_graded_spikes_factor,
+            reset_delay=reset_delay,
+        )
         if learn_beta:
             raise ConfigError(
                 "learn_beta=True cannot hold in S2Neuron: a single-step neuron has no "
@@ -273,13 +272,12 @@ class ConvertedIFNeuron(_ExactThreshold, snntorch.Leaky):
         graded_spikes_factor = real_or_tensor(
             "graded_spikes_factor", graded_spikes_factor, one=True
         )
-        for name, value in (
-            ("init_hidden", init_hidden),
-            ("output", output),
-            ("learn_threshold", learn_threshold),
-            ("learn_graded_spikes_factor", learn_graded_spikes_factor),
-        ):
-            flag(name, value)
+        flags(
+            init_hidden=init_hidden,
+            output=output,
+            learn_threshold=learn_threshold,
+            learn_graded_spikes_factor=learn_graded_spikes_factor,
+        )
         if mapping not in MAPPINGS:
             raise ConfigError(f"mapping must be one of {MAPPINGS}, got {mapping!r}")
         noise_std = real_number("noise_std", noise_std)
