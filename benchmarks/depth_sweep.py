@@ -18,6 +18,7 @@ gradient norm against layer index.
 
     python benchmarks/depth_sweep.py --depths 20 56 110 --surrogates s2 sj-sigmoid atan --norms psp
     python benchmarks/depth_sweep.py --depths 20 56 110 --surrogates s2 --norms psp batch --width 32
+    python benchmarks/depth_sweep.py --report ...  # the table and plot of what the cache holds
     python benchmarks/depth_sweep.py --quick      # depth 20, width 4, 1 epoch, 400 samples
 """
 
@@ -208,6 +209,8 @@ def main(argv=None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--limit", type=int, help="use the first N training samples")
+    parser.add_argument("--report", action="store_true",
+                        help="table and plot from the cache, training nothing")
     parser.add_argument("--quick", action="store_true",
                         help="depth 20, width 4, 1 epoch, 400 training samples")
     parser.add_argument("--out", default="docs/benchmarks")
@@ -227,7 +230,7 @@ def main(argv=None) -> None:
     grid = [(seed, depth, norm, sur) for seed in range(args.seeds) for depth in args.depths
             for norm in args.norms for sur in args.surrogates]
     missing = [g for g in grid if key(g[1], g[3], g[2], g[0]) not in cache["runs"]]
-    if missing:
+    if missing and not args.report:
         train, test = (as_images(d) for d in compare.load("mnist1d"))
         if args.limit:
             train = TensorDataset(*(t[: args.limit] for t in train.tensors))
