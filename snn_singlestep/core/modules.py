@@ -25,6 +25,35 @@ def check_loaded_threshold(state_dict: dict, prefix: str, name: str = "threshold
     loaded_finite(state_dict, prefix, name)
 
 
+def neuron_spikes(
+    x: Tensor,
+    threshold: Union[float, Tensor],
+    spike_fn: Callable[[Tensor], Tensor],
+    noise: Optional[MembraneNoise],
+    training: bool,
+    *,
+    name: str,
+    params: Optional[tuple] = None,
+) -> Tensor:
+    r"""A single-step neuron's spikes :math:`H(x + \sigma\varepsilon - \theta)` in ``x``'s dtype.
+
+    The one firing rule of :class:`S2Cell` and ``S2Node``: with training noise (``noise`` in
+    training mode) the equations of :func:`~snn_singlestep.core.functional.s2_neuron_step`;
+    otherwise :func:`~snn_singlestep.core.fused.fire` (same result, fewer passes; a bare
+    comparison when no graph is needed). ``name`` names the input in the dtype error;
+    ``params`` is passed on to ``fire``.
+    """
+    check_float_input(x, name)
+    if noise is not None and training:
+        kwargs = noise_kwargs(noise, True, x)
+        if kwargs:
+            spike, _ = s2_neuron_step(x, threshold, spike_fn, **kwargs)
+            return spike.to(x.dtype)
+    spike = fire(x, threshold, spike_fn, params)
+    same = isinstance(spike, Tensor) and spike.dtype == x.dtype  # (not an fx Proxy)
+    return spike if same else spike.to(x.dtype)
+
+
 class S2Cell(nn.Module):
     r"""Single-step spiking neuron: :math:`s = H(I - \theta)`, S² surrogate gradient.
 
@@ -78,18 +107,10 @@ class S2Cell(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, current: Tensor) -> Tensor:
-        check_float_input(current, "S2Cell input")
-        noise = getattr(self, "noise", None)
-        if noise is not None and self.training:
-            kwargs = noise_kwargs(noise, True, current)
-            if kwargs:
-                spike, _ = s2_neuron_step(current, self.threshold, self.surrogate, **kwargs)
-                return spike.to(current.dtype)
-        # no noise: H(current - threshold) through the fused paths (same result, fewer passes;
-        # a bare comparison when no graph is needed)
-        spike = fire(current, self.threshold, self.surrogate)
-        same = isinstance(spike, Tensor) and spike.dtype == current.dtype  # (not an fx Proxy)
-        return spike if same else spike.to(current.dtype)
+        return neuron_spikes(
+            current, self.threshold, self.surrogate, getattr(self, "noise", None),
+            self.training, name="S2Cell input",
+        )
 
     def extra_repr(self) -> str:
         theta = self.threshold

@@ -17,10 +17,9 @@ from ..core.validate import (
     spike_function,
     threshold_tensor,
 )
-from ..core.functional import s2_neuron_step
-from ..core.fused import check_float_input, fire
+from ..core.modules import neuron_spikes
 from ..core.ifconvert import MAPPINGS, if_conversion_params, if_drive, if_step
-from ..core.noise import MembraneNoise, as_membrane_noise, noise_kwargs
+from ..core.noise import MembraneNoise, as_membrane_noise
 from ..errors import ConfigError
 from .surrogate import ReducedS2
 
@@ -88,19 +87,12 @@ class S2Node(neuron.BaseNode):
         self.noise = noise
 
     def _fire(self, x: Tensor) -> Tensor:
-        check_float_input(x, "S2Node input")
-        noise = getattr(self, "noise", None)
-        if noise is not None and self.training:
-            kwargs = noise_kwargs(noise, True, x)
-            if kwargs:
-                spike, _ = s2_neuron_step(x, self.v_threshold, self.surrogate_function, **kwargs)
-                return spike.to(x.dtype)
-        # no noise: H(x - V_th) through the fused paths (a bare comparison without a graph)
         sg = self.surrogate_function
         params = (sg.alpha, sg.beta) if type(sg) is ReducedS2 and sg.spiking else None
-        spike = fire(x, self.v_threshold, sg, params)
-        same = isinstance(spike, Tensor) and spike.dtype == x.dtype  # (not an fx Proxy)
-        return spike if same else spike.to(x.dtype)
+        return neuron_spikes(
+            x, self.v_threshold, sg, getattr(self, "noise", None), self.training,
+            name="S2Node input", params=params,
+        )
 
     def single_step_functional_forward(self, inputs, states, **kwargs):
         return (self._fire(inputs[0]),), tuple(states)
