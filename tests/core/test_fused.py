@@ -185,13 +185,14 @@ def test_first_order_backward_uses_the_lean_formula(monkeypatch):
 # --- the neuron modules ----------------------------------------------------------------------
 
 
-def _neurons():
+def _neurons(threshold: float = 0.5):
+    """Factories of the three single-step neurons with the given threshold."""
     snn = pytest.importorskip("snn_singlestep.snntorch")
     sj = pytest.importorskip("snn_singlestep.spikingjelly")
     return {
-        "S2Cell": lambda: S2Cell(0.5),
-        "S2Neuron": lambda: snn.S2Neuron(threshold=0.5, init_hidden=True),
-        "S2Node": lambda: sj.S2Node(v_threshold=0.5),
+        "S2Cell": lambda: S2Cell(threshold),
+        "S2Neuron": lambda: snn.S2Neuron(threshold=threshold, init_hidden=True),
+        "S2Node": lambda: sj.S2Node(v_threshold=threshold),
     }
 
 
@@ -362,19 +363,9 @@ class _Counting(BitPacker):
         return super().compress(t)
 
 
-def _sj_nets():
-    sj = pytest.importorskip("snn_singlestep.spikingjelly")
-    snn = pytest.importorskip("snn_singlestep.snntorch")
-    return {
-        "S2Cell": lambda: S2Cell(0.3),
-        "S2Neuron": lambda: snn.S2Neuron(threshold=0.3, init_hidden=True),
-        "S2Node": lambda: sj.S2Node(v_threshold=0.3),
-    }
-
-
 @pytest.mark.parametrize("name", ["S2Cell", "S2Neuron", "S2Node"])
 def test_spike_bits_gradients_equal_and_spikes_packed_mlp(name):
-    neuron = _sj_nets()[name]
+    neuron = _neurons(0.3)[name]
     x = torch.randn(33, 12)
     net = _bn_net(torch.float32, neuron)
     net(x).pow(2).sum().backward()
