@@ -144,10 +144,10 @@ def accuracy_of(net: nn.Module, data: TensorDataset, steps: int) -> float:
         return (run_model(net, x, steps).argmax(1) == y).float().mean().item()
 
 
-def train_one(dataset, spec, train, test, seed, args, width: int = 32,
-              layout: str = "stride") -> dict:
-    torch.manual_seed(seed)
-    net = build(dataset, spec["act"], spec["norm"], width, layout)
+def fit(net: nn.Module, train: TensorDataset, seed: int, args, steps: int = 1) -> float:
+    """The benchmarks' training recipe: ``args.epochs`` of Adam (``args.lr``) with a cosine
+    schedule, cross-entropy, batches of ``args.batch_size`` shuffled by a generator seeded
+    with ``seed``; a multi-step net runs ``steps`` steps per batch. Returns the seconds."""
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True,
@@ -156,12 +156,19 @@ def train_one(dataset, spec, train, test, seed, args, width: int = 32,
     for _ in range(args.epochs):
         net.train()
         for x, y in loader:
-            loss = nn.functional.cross_entropy(run_model(net, x, spec["T"]), y)
+            loss = nn.functional.cross_entropy(run_model(net, x, steps), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
         sched.step()
-    seconds = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def train_one(dataset, spec, train, test, seed, args, width: int = 32,
+              layout: str = "stride") -> dict:
+    torch.manual_seed(seed)
+    net = build(dataset, spec["act"], spec["norm"], width, layout)
+    seconds = fit(net, train, seed, args, spec["T"])
     accuracy = accuracy_of(net, test, spec["T"])
     train_accuracy = accuracy_of(net, train, spec["T"])
     batch = test.tensors[0][:100]

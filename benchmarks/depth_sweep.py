@@ -25,23 +25,21 @@ gradient norm against layer index.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import statistics
 import sys
-import time
 
 import snntorch.surrogate
 import torch
 from spikingjelly.activation_based import surrogate as sj_surrogate
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import compare  # noqa: E402  (MNIST-1D, generated offline)
+import compare  # noqa: E402  (MNIST-1D generated offline, the training recipe)
 
 from snn_singlestep import S2Cell, preact_resnet  # noqa: E402
-from snn_singlestep.core.io import atomic_write  # noqa: E402
+from _cache import open_cache, save_cache  # noqa: E402
 from snn_singlestep.monitor import FiringRateMonitor  # noqa: E402
 
 SURROGATES = {
@@ -80,40 +78,21 @@ def grad_norms(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
     return norms
 
 
-def accuracy(net: nn.Module, data: TensorDataset) -> float:
-    net.eval()
-    x, y = data.tensors
-    with torch.no_grad():
-        return float((net(x).argmax(1) == y).float().mean())
-
-
 def run(depth: int, surrogate: str, norm: str, seed: int, train, test, args) -> dict:
     torch.manual_seed(seed)
     net = with_surrogate(preact_resnet(depth, 10, in_channels=1, width=args.width, norm=norm),
                          surrogate)
     probe_x, probe_y = (t[:256] for t in train.tensors)
     at_init = grad_norms(net, probe_x, probe_y)
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
-    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
-    start = time.perf_counter()
-    for _ in range(args.epochs):
-        net.train()
-        for x, y in loader:
-            loss = nn.functional.cross_entropy(net(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
-    seconds = time.perf_counter() - start
+    seconds = compare.fit(net, train, seed, args)
     after = grad_norms(net, probe_x, probe_y)
     net.eval()
     with torch.no_grad(), FiringRateMonitor(net) as monitor:
         net(test.tensors[0])
     rates = [r for name, r in monitor.rates().items() if name != "spike"]  # hidden layers
     return {
-        "accuracy": accuracy(net, test), "train_accuracy": accuracy(net, train),
+        "accuracy": compare.accuracy_of(net, test, 1),
+        "train_accuracy": compare.accuracy_of(net, train, 1),
         "mean_rate": statistics.mean(rates),
         "dead_or_saturated": sum(r < 0.01 or r > 0.9 for r in rates) / len(rates),
         "grad_init": at_init, "grad_trained": after, "seconds": seconds,
@@ -221,12 +200,9 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"depth_mnist1d_w{args.width}" + ("_quick" if args.quick else "")
     cache_path = out / f"{stem}.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {"runs": {}}
     settings = {"width": args.width, "epochs": args.epochs, "lr": args.lr,
                 "batch_size": args.batch_size, "limit": args.limit}
-    if cache.get("settings", settings) != settings:
-        parser.error(f"{cache_path} holds runs made with {cache['settings']}; use another --out")
-    cache["settings"] = settings
+    cache = open_cache(cache_path, settings, parser)
     grid = [(seed, depth, norm, sur) for seed in range(args.seeds) for depth in args.depths
             for norm in args.norms for sur in args.surrogates]
     missing = [g for g in grid if key(g[1], g[3], g[2], g[0]) not in cache["runs"]]
@@ -238,8 +214,7 @@ def main(argv=None) -> None:
         for seed, depth, norm, sur in missing:
             k = key(depth, sur, norm, seed)
             cache["runs"][k] = r = run(depth, sur, norm, seed, train, test, args)
-            with atomic_write(cache_path, "w") as f:
-                f.write(json.dumps(cache, indent=1))
+            save_cache(cache_path, cache)
             print(f"{k:<28} test {100 * r['accuracy']:6.2f} %  train "
                   f"{100 * r['train_accuracy']:6.2f} %  rate {r['mean_rate']:.3f}  "
                   f"{r['seconds']:7.1f} s", flush=True)

@@ -20,7 +20,6 @@ what is missing. ``--report`` rewrites the table and the plot from the cache wit
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import statistics
 import sys
@@ -31,7 +30,7 @@ from torch.utils.data import TensorDataset
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import compare  # noqa: E402  (the contenders, the net and the training loop)
 
-from snn_singlestep.core.io import atomic_write  # noqa: E402
+from _cache import open_cache, save_cache  # noqa: E402
 
 DEFAULT_MODELS = ["ReLU ANN", "S2NN (ours)", "T=1 atan", "T=1 SJ Sigmoid"]
 
@@ -45,15 +44,6 @@ def contenders() -> dict[str, dict]:
 
 def key(layout: str, width: int, model: str, seed: int) -> str:
     return f"{layout}/{width}/{model}/{seed}"
-
-
-def load_cache(path: pathlib.Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {"runs": {}}
-
-
-def save_cache(path: pathlib.Path, cache: dict) -> None:
-    with atomic_write(path, "w") as f:
-        f.write(json.dumps(cache, indent=1))
 
 
 def subset(data: TensorDataset, n: int) -> TensorDataset:
@@ -187,12 +177,9 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = dataset + ("_quick" if args.quick else "")
     cache_path = out / f"width_{stem}.json"
-    cache = load_cache(cache_path)
     settings = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                 "limit": args.limit}
-    if cache.get("settings", settings) != settings:
-        parser.error(f"{cache_path} holds runs made with {cache['settings']}; use another --out")
-    cache["settings"] = settings
+    cache = open_cache(cache_path, settings, parser)
 
     # seed-major: a stopped sweep has whole seeds of every setting, not whole settings
     grid = [(seed, layout, width, model) for seed in range(args.seeds)
