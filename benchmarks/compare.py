@@ -147,7 +147,8 @@ def accuracy_of(net: nn.Module, data: TensorDataset, steps: int) -> float:
 def fit(net: nn.Module, train: TensorDataset, seed: int, args, steps: int = 1) -> float:
     """The benchmarks' training recipe: ``args.epochs`` of Adam (``args.lr``) with a cosine
     schedule, cross-entropy, batches of ``args.batch_size`` shuffled by a generator seeded
-    with ``seed``; a multi-step net runs ``steps`` steps per batch. Returns the seconds."""
+    with ``seed``, the gradient norm clipped to ``args.clip`` if that is set; a multi-step net
+    runs ``steps`` steps per batch. Returns the seconds."""
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True,
@@ -159,6 +160,8 @@ def fit(net: nn.Module, train: TensorDataset, seed: int, args, steps: int = 1) -
             loss = nn.functional.cross_entropy(run_model(net, x, steps), y)
             opt.zero_grad()
             loss.backward()
+            if getattr(args, "clip", None):
+                nn.utils.clip_grad_norm_(net.parameters(), args.clip)
             opt.step()
         sched.step()
     return time.perf_counter() - start

@@ -111,7 +111,8 @@ def ratio(norms: list[float]) -> float:
 def table(cache: dict, depths, surrogates, norms, seeds, args) -> tuple[str, list[dict]]:
     lines = [
         f"**MNIST-1D**, preact_resnet width {args.width}, {args.epochs} epochs, Adam {args.lr}, "
-        f"batch {args.batch_size}; gradient norms on one batch of 256 training samples",
+        f"batch {args.batch_size}" + (f", gradient norm clipped to {args.clip}" if args.clip else "")
+        + "; gradient norms on one batch of 256 training samples",
         "",
         "| depth | norm | surrogate | seeds | test acc % | train acc % | hidden rate | "
         "dead/sat. layers | ‖g‖ first/last conv, init | same, trained | train s |",
@@ -187,6 +188,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--clip", type=float, help="clip the gradient norm to this value")
     parser.add_argument("--limit", type=int, help="use the first N training samples")
     parser.add_argument("--report", action="store_true",
                         help="table and plot from the cache, training nothing")
@@ -202,6 +204,8 @@ def main(argv=None) -> None:
     cache_path = out / f"{stem}.json"
     settings = {"width": args.width, "epochs": args.epochs, "lr": args.lr,
                 "batch_size": args.batch_size, "limit": args.limit}
+    if args.clip:  # (absent from caches made before the option)
+        settings["clip"] = args.clip
     cache = open_cache(cache_path, settings, parser)
     grid = [(seed, depth, norm, sur) for seed in range(args.seeds) for depth in args.depths
             for norm in args.norms for sur in args.surrogates]

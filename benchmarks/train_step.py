@@ -18,11 +18,14 @@ Then (issue 16):
   ReLU ANN; contenders: ReLU ANN, S²NN (S2Neuron) and the same S²NN after SpikingJelly's
   ``memopt.optimize_memory`` (level 1: checkpointing and bit-compressed spikes).
 
+The S² rows use the compiled backward kernel when it has been built (``snn-singlestep
+build-kernel``, or ``--build-kernel`` here); the CLI table also shows the eager backward.
+
 Targets (issue 7): S²NN ≤ 1.15× the ANN's step time and ≤ 1.2× its memory, and
 ≥ 0.8·T× faster than the same net at T steps. Issue 16: step ≤ 1.2× for the CLI net and
 the MLP, graph memory ≤ 0.75×.
 
-    python benchmarks/train_step.py           # full
+    python benchmarks/train_step.py --build-kernel   # full, with the compiled backward
     python benchmarks/train_step.py --quick   # sanity run, few rounds
 """
 
@@ -42,6 +45,7 @@ from spikingjelly.activation_based import functional, layer, neuron
 from torch import nn
 
 from snn_singlestep import S2Cell, S2Neuron
+from snn_singlestep.core import kernel, set_fused_backward
 from snn_singlestep.core.bitpack import spike_bits
 
 
@@ -132,14 +136,19 @@ def cli_steps(batch: int = 64) -> dict[str, callable]:
     x, y = torch.rand(batch, 64), torch.randint(0, 10, (batch,))
     loss_fn = nn.CrossEntropyLoss()
     steps = {}
-    for name, act in (("ReLU ANN", nn.ReLU), ("S2NN S2Neuron", lambda: S2Neuron(init_hidden=True))):
+    contenders = (("ReLU ANN", nn.ReLU, "auto"),
+                  ("S2NN S2Neuron", lambda: S2Neuron(init_hidden=True), "auto"),
+                  ("S2NN S2Neuron, eager", lambda: S2Neuron(init_hidden=True), "off"))
+    for name, act, backward in contenders:
         net = cli_net(act)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
-        def step(net=net, opt=opt):
+        def step(net=net, opt=opt, backward=backward):
+            previous = set_fused_backward(backward)  # "off": eager S² backward, no kernel
             opt.zero_grad(set_to_none=True)
             loss_fn(net(x), y).backward()
             opt.step()
+            set_fused_backward(previous)
 
         steps[name] = step
     return steps
@@ -209,12 +218,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--build-kernel", action="store_true",
+                        help="build the compiled S2 backward first if it is not there")
     parser.add_argument("--graph-memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.graph_memory_child:
         name, *sizes = args.graph_memory_child
         graph_memory_child(name, *map(int, sizes))
         return
+    if args.build_kernel:
+        print(f"built {kernel.build_kernel()}")
+    found = kernel.loaded_kernel() is not None
+    print(f"compiled S2 backward kernel (snn-singlestep build-kernel): "
+          f"{'loaded from ' + str(kernel.kernel_path()) if found else 'not built, eager backward'}")
     rounds, inner = (2, 2) if args.quick else (12, 5)
     if args.quick:
         args.batch_size = min(args.batch_size, 32)

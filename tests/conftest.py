@@ -1,6 +1,7 @@
 """Shared test settings: deterministic hypothesis profile, seeded torch."""
 
 import os
+import tempfile
 
 import pytest
 import torch
@@ -15,6 +16,11 @@ settings.register_profile(
 )
 settings.register_profile("thorough", deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# A compiled S2 backward kernel built on this machine (snn-singlestep build-kernel) would change
+# gradients by an ulp or two between runs; the tests use none unless they build their own
+# (tests/core/test_kernel.py). Subprocesses (CLI tests) inherit this.
+os.environ["SNN_SINGLESTEP_KERNEL_DIR"] = tempfile.mkdtemp(prefix="snn-singlestep-kernels-")
 
 
 @pytest.fixture

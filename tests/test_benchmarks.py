@@ -83,7 +83,7 @@ def check_surrogate(stdout: str, out: pathlib.Path) -> None:
 TRAIN_STEP = ["ReLU ANN", "S2NN (ours)", "S2NN S2Neuron"] + [
     f"{fw} T={T}" for T in (1, 4, 8) for fw in ("snnTorch Leaky", "SpikingJelly LIF")
 ]
-CLI_STEP = ["ReLU ANN", "S2NN S2Neuron"]
+CLI_STEP = ["ReLU ANN", "S2NN S2Neuron", "S2NN S2Neuron, eager"]
 GRAPH_NETS = ["ReLU ANN", "S2NN S2Neuron", "S2NN + spike_bits", "S2NN + spike_bits(SJ packer)",
               "S2NN + SJ optimize_memory"]
 

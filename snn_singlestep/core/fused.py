@@ -45,12 +45,13 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, ShapeError
-from . import bitpack
+from . import bitpack, kernel
 from .surrogate import (
     S2Spike,
     S2Surrogate,
     Scalar,
     _backward_x,
+    _kernel_allowed,
     _s2_param_grads,
     heaviside,
     s2_spike,
@@ -165,11 +166,13 @@ class S2Fire(torch.autograd.Function):
     # small tensors). Under torch.func transforms, fire() takes the S2Spike path instead.
     @staticmethod
     def forward(ctx, v: Tensor, threshold: Threshold, alpha: Scalar, beta: Scalar) -> Tensor:
-        params = (threshold, alpha, beta)
-        ctx.kinds = tuple(isinstance(a, Tensor) for a in params)
-        ctx.scalars = tuple(None if is_t else a for is_t, a in zip(ctx.kinds, params))
-        tensors = [a for is_t, a in zip(ctx.kinds, params) if is_t]
-        terms = norm_terms(v) if _NormRecompute.mode == "auto" else None
+        # (spelled out, not looped: this runs once per neuron per step)
+        kinds = isinstance(threshold, Tensor), isinstance(alpha, Tensor), isinstance(beta, Tensor)
+        ctx.kinds = kinds
+        ctx.scalars = (None if kinds[0] else threshold, None if kinds[1] else alpha,
+                       None if kinds[2] else beta)
+        tensors = [a for is_t, a in zip(kinds, (threshold, alpha, beta)) if is_t]
+        terms = norm_terms(v) if _recompute_wanted(v) else None
         ctx.norm = terms is not None
         ctx.save_for_backward(*(terms if ctx.norm else (v,)), *tensors)
         return spike_step(v, threshold)
@@ -192,9 +195,14 @@ class S2Fire(torch.autograd.Function):
         threshold, alpha, beta = (
             saved.pop(0) if is_t else scalar for is_t, scalar in zip(ctx.kinds, ctx.scalars)
         )
-        x = v - threshold  # the tensor spike_fn(v - threshold) would have saved
         need_x = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        grad_x = _backward_x(grad_out, x, alpha, beta) if need_x else None
+        grad_x = x = None
+        if need_x and _kernel_allowed():  # the compiled kernel, when built (module kernel)
+            grad_x = kernel.backward(grad_out, v, threshold, alpha, beta)
+        if (need_x and grad_x is None) or ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
+            x = v - threshold  # the tensor spike_fn(v - threshold) would have saved
+        if need_x and grad_x is None:
+            grad_x = _backward_x(grad_out, x, alpha, beta)
         grad_alpha, grad_beta = _s2_param_grads(
             grad_out, x, alpha, beta, ctx.needs_input_grad[2], ctx.needs_input_grad[3]
         )
@@ -206,8 +214,12 @@ class S2Fire(torch.autograd.Function):
 
 # --- the membrane recomputed from the BatchNorm that produced it ------------------------------
 
-_NORM_MODES = ("auto", "off")
+_NORM_MODES = ("auto", "on", "off")
 _BN_NODE = "NativeBatchNormBackward0"  # torch's autograd node of a BatchNorm on the CPU
+#: With "auto", membranes below this many elements are saved: the copy is at most 128 KiB in
+#: float32, and reading the BatchNorm's node and recomputing cost ≈ 25 µs per neuron per
+#: step, a fifth of a small net's neuron time (benchmarks/train_step.py, CLI net).
+_RECOMPUTE_MIN_NUMEL = 1 << 15
 
 
 class _NormRecompute:
@@ -215,10 +227,15 @@ class _NormRecompute:
     exact: dict = {}  # (device type, dtype) -> result of the self-check
 
 
+def _recompute_wanted(v: Tensor) -> bool:
+    mode = _NormRecompute.mode
+    return mode == "on" or (mode == "auto" and v.numel() >= _RECOMPUTE_MIN_NUMEL)
+
+
 def set_norm_recompute(mode: str) -> str:
     r"""Choose whether :class:`S2Fire` recomputes a BatchNorm's output; returns the old mode.
 
-    With ``"auto"`` (default), when the membrane ``v`` is the output of a BatchNorm in
+    With ``"on"``, when the membrane ``v`` is the output of a BatchNorm in
     training mode (CPU, float32/float64, contiguous, affine with learnable weight and
     bias), the S² node keeps no copy of ``v``: its backward recomputes
 
@@ -234,10 +251,12 @@ def set_norm_recompute(mode: str) -> str:
     (a few small BatchNorms, compared bit for bit) decides whether this torch build computes
     it that way; where it does not, ``v`` is saved as before. The graph then holds one
     float tensor per unit less. The cost: double backward through such a pair raises
-    (``"off"`` keeps ``v`` and makes it exact again).
+    (``"off"`` keeps ``v`` and makes it exact again). ``"auto"`` (default) does the same
+    for membranes of at least 32768 elements and keeps smaller ones, where the memory saved
+    is at most 128 KiB per neuron and the recompute's fixed cost outweighs it.
 
     Raises:
-        ConfigError: mode not ``"auto"`` or ``"off"``.
+        ConfigError: mode not ``"auto"``, ``"on"`` or ``"off"``.
     """
     choice("mode", mode, _NORM_MODES)
     previous, _NormRecompute.mode = _NormRecompute.mode, mode

@@ -35,8 +35,10 @@ When α or β are tensors that require grad (learnable surrogate), their gradien
 those of the primitive: :math:`\partial g/\partial\alpha = x\,\sigma'(\alpha x)` for
 x < 0 and :math:`\partial g/\partial\beta = \ln(1+x)` for x ≥ 0.
 
-Speed: the backward pass runs through a ``torch.compile``-fused kernel for large
-tensors when a compiler is available (see :func:`set_fused_backward`), and through an
+Speed: the backward pass runs through the ahead-of-time compiled kernel of :mod:`.kernel`
+when it has been built (neurons firing through :func:`.fused.fire`), else through a
+``torch.compile``-fused kernel for large tensors when a compiler is available (see
+:func:`set_fused_backward`), and through an
 eager formula otherwise: a lean one for the usual first-order backward (``clamp``,
 ``ge`` into a float tensor and ``lerp`` instead of bool masks and ``where``, which are the
 slow CPU kernels; bitwise the same numbers), and the ``where``-based one, whose autograd
@@ -46,6 +48,7 @@ an ulp or two (the compiler may fuse the multiplications).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -112,7 +115,7 @@ def _split(x: Tensor) -> tuple[Tensor, Tensor]:
 def _s2_grad_opmath(x: Tensor, alpha: Scalar, beta: Scalar) -> Tensor:
     below, above = _split(x)
     s = torch.sigmoid(alpha * below)
-    return torch.where(x < 0, alpha * s * (1 - s), beta / (1 + above))
+    return torch.where(x < 0, alpha * (1 - s) * s, beta / (1 + above))
 
 
 def _check_args(x: object, alpha: object, beta: object) -> None:
@@ -170,30 +173,52 @@ def _s2_backward_lean(grad_out: Tensor, x: Tensor, alpha: Scalar, beta: Scalar) 
     .. math::
 
         g'(x) = \operatorname{lerp}\bigl(\alpha s (1 - s),\ \beta / (1 + x_+),\ H(x)\bigr),
-        \quad s = \sigma(\alpha x_-),\ x_- = \min(x, 0),\ x_+ = \max(x, 0)
+        \quad s = \sigma(\alpha x),\ x_+ = \max(x, 0)
 
     Each branch is evaluated as in :func:`_s2_backward` (same operations in the same
-    order) on its own half-line, so both are finite everywhere; ``lerp`` with a weight of
-    exactly 0 or 1 returns one of its ends unchanged, so the result equals the
-    ``where``-based formula bit for bit (for every non-NaN ``x``; a NaN ``x`` gives NaN
-    here, ``grad_out·β`` there). Comparisons to a bool mask and ``where`` are the slow
-    CPU kernels (≈ 10× an ``add``); ``clamp``, ``ge(out=float)`` and ``lerp`` are not.
-    Only for the first-order backward: ``clamp`` has no derivative at its bound, so the
-    double backward keeps :func:`_s2_backward`.
+    order); on its own half-line it sees the same numbers, and elsewhere it stays finite
+    (:math:`\sigma` saturates to 1 without overflow, :math:`1 + x_+ \ge 1`), so ``lerp``
+    with a weight of exactly 0 or 1 returns one of its ends unchanged and the result equals
+    the ``where``-based formula bit for bit (for every non-NaN ``x``; a NaN ``x`` gives NaN
+    here, ``grad_out·β`` there). Comparisons to a bool mask and ``where`` are the slow CPU
+    kernels (≈ 10× an ``add``); ``clamp_min``, ``ge(out=float)`` and ``lerp`` are not, and
+    a 0-d tensor operand is cheaper than a Python number (:func:`_constant`). Only for the
+    first-order backward: ``clamp`` has no derivative at its bound, so the double backward
+    keeps :func:`_s2_backward`.
     """
     xf, gf = _opmath(x), _opmath(grad_out)
+    a = alpha if isinstance(alpha, Tensor) else _constant(alpha, xf)
     # in place where a fresh tensor is being built; each product keeps its operand order up
-    # to commutativity (exact); for a float β, ``beta / y`` is ``y.reciprocal() * beta``
-    # in torch (``Tensor.__rdiv__``), and the product with 1.0 is exact
-    s = xf.clamp(max=0).mul_(alpha).sigmoid_()
-    below = (alpha * s).mul_(1 - s)
-    above = xf.clamp(min=0).add_(1)
+    # to commutativity (exact): ``sigmoid_backward(a, s)`` is ``a * (1 - s) * s`` in one
+    # kernel; for a float β, ``beta / y`` is ``y.reciprocal() * beta`` in torch
+    # (``Tensor.__rdiv__``), and the product with 1.0 is exact
+    s = torch.mul(xf, a).sigmoid_()
+    below = torch.ops.aten.sigmoid_backward(a, s)
+    above = xf.clamp_min(0).add_(_constant(1.0, xf))
     if isinstance(beta, Tensor):
         above = beta / above
     else:
-        above = above.reciprocal_() if beta == 1.0 else above.reciprocal_().mul_(beta)
-    step = torch.ge(xf, 0, out=torch.empty_like(xf))
-    return below.lerp_(above, step).mul_(gf).to(x.dtype)
+        above = above.reciprocal_() if beta == 1.0 else above.reciprocal_().mul_(
+            _constant(beta, xf))
+    step = torch.ge(xf, _constant(0.0, xf), out=torch.empty_like(xf))
+    out = below.lerp_(above, step).mul_(gf)
+    return out if out.dtype == x.dtype else out.to(x.dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _constant_on(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    return torch.tensor(value, dtype=dtype, device=device)
+
+
+def _constant(value: float, like: Tensor) -> Tensor:
+    """``value`` as a cached 0-d tensor of ``like``'s dtype and device, never written to.
+
+    On the CPU an elementwise kernel takes a 0-d tensor operand about 1.5 µs faster than a
+    Python number (which torch wraps into a tensor on every call), a visible share of a
+    16 k-element op. The value is the one torch would use for the number (rounded to the
+    dtype of the computation), so results are bitwise the same.
+    """
+    return _constant_on(float(value), like.dtype, like.device)
 
 
 # --- fused backward -------------------------------------------------------------------
@@ -221,7 +246,9 @@ def set_fused_backward(mode: str) -> str:
     Args:
         mode: ``"auto"`` (default: fused kernel for tensors of ≥ 32768 elements, when
             ``torch.compile`` works here), ``"on"`` (fused for every size) or ``"off"``
-            (eager only). The environment variable ``SNN_SINGLESTEP_FUSED`` sets the
+            (eager only). In ``"auto"`` and ``"on"`` the neurons' backward also uses the
+            ahead-of-time compiled kernel of :mod:`.kernel` when it has been built; ``"off"``
+            does not. The environment variable ``SNN_SINGLESTEP_FUSED`` sets the
             initial mode (``auto``/``on``/``off``/``1``/``0``).
 
     Raises:
@@ -240,6 +267,13 @@ def set_fused_backward(mode: str) -> str:
 def get_fused_backward() -> str:
     """The current mode set by :func:`set_fused_backward`."""
     return _Fused.mode
+
+
+def _kernel_allowed() -> bool:
+    """Whether a compiled kernel may replace the eager first-order backward now."""
+    if _Fused.mode == "off" or torch.compiler.is_compiling():
+        return False
+    return not torch.is_grad_enabled()  # double backward: keep the differentiable eager graph
 
 
 def _use_fused(x: Tensor) -> bool:

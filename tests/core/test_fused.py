@@ -150,7 +150,8 @@ def test_fire_refuses_a_threshold_that_does_not_broadcast():
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize(
-    "alpha, beta", [(4.0, 1.0), (2.0, 0.5), (torch.tensor(3.0), torch.tensor(0.7))]
+    "alpha, beta",
+    [(4.0, 1.0), (2.0, 0.5), (3.3, 0.7), (1e4, 1e-4), (torch.tensor(3.0), torch.tensor(0.7))],
 )
 def test_lean_backward_equals_the_where_formula_bitwise(dtype, alpha, beta):
     x = _membrane(dtype) - 0.5
@@ -275,7 +276,7 @@ def _bn_net(dtype, neuron=lambda: S2Cell(0.3), affine=True):
 def test_norm_recompute_gradients_equal_the_unfused_net_bitwise(norm_mode, dtype):
     x = torch.randn(33, 12, dtype=dtype, generator=torch.Generator().manual_seed(5))
     grads = []
-    for mode in ("off", "auto"):
+    for mode in ("off", "on"):
         norm_mode(mode)
         net = _bn_net(dtype)
         net(x).pow(2).sum().backward()
@@ -284,7 +285,7 @@ def test_norm_recompute_gradients_equal_the_unfused_net_bitwise(norm_mode, dtype
         assert torch.equal(want, got)
 
 
-def _saved_storages(step) -> set:
+def _saved_storages(step, min_bytes: int = 33 * 24 * 4) -> set:
     seen = set()
 
     def pack(t):
@@ -293,17 +294,29 @@ def _saved_storages(step) -> set:
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         step()
-    return {ptr for ptr, nbytes in seen if nbytes >= 33 * 24 * 4}  # activations only
+    return {ptr for ptr, nbytes in seen if nbytes >= min_bytes}  # activations only
 
 
 def test_norm_recompute_keeps_no_copy_of_the_membrane(norm_mode):
     x = torch.randn(33, 12)
     counts = {}
-    for mode in ("off", "auto"):
+    for mode in ("off", "on"):
         norm_mode(mode)
         net = _bn_net(torch.float32)
         counts[mode] = len(_saved_storages(lambda net=net: net(x)))
-    assert counts["auto"] == counts["off"] - 2  # one membrane per hidden layer
+    assert counts["on"] == counts["off"] - 2  # one membrane per hidden layer
+
+
+@pytest.mark.parametrize("batch", [4, 819, 820, 1024])
+def test_norm_recompute_auto_starts_at_32768_elements(norm_mode, batch):
+    """"auto" keeps small membranes (cheaper to save) and recomputes from 32768 elements on
+    (batch × 40: 819 × 40 = 32760 is saved, 820 × 40 = 32800 recomputed)."""
+    net = _bn_net(torch.float32)
+    spikes = net[:3](torch.randn(batch, 12))
+    assert type(spikes.grad_fn).__name__ == "S2FireBackward"
+    assert spikes.grad_fn.norm == (batch * 40 >= 1 << 15)  # the node is the ctx of S2Fire
+    norm_mode("on")
+    assert net[:3](torch.randn(batch, 12)).grad_fn.norm
 
 
 @pytest.mark.parametrize("why", ["eval", "no affine", "frozen bias"])
@@ -321,6 +334,7 @@ def test_norm_recompute_falls_back_to_saving_v(norm_mode, why):
 
 
 def test_norm_recompute_refuses_double_backward_and_off_allows_it(norm_mode):
+    norm_mode("on")
     x = torch.randn(33, 12)
     net = _bn_net(torch.float64)
     with pytest.raises(ConfigError, match="set_norm_recompute"):
@@ -332,7 +346,7 @@ def test_norm_recompute_refuses_double_backward_and_off_allows_it(norm_mode):
 
 def test_set_norm_recompute_validates(norm_mode):
     with pytest.raises(ConfigError, match="mode"):
-        norm_mode("on")
+        norm_mode("always")
 
 
 # --- spikes saved as bits ----------------------------------------------------------------------

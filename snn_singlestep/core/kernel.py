@@ -1,0 +1,173 @@
+r"""The S² backward as one ahead-of-time compiled CPU kernel, built once and kept on disk.
+
+The eager first-order backward of :class:`~.fused.S2Fire` (:func:`.surrogate._s2_backward_lean`)
+runs about ten elementwise kernels; on the small tensors of a small net (16 k elements) each
+costs more in dispatch than in arithmetic, and ``torch.compile`` adds ≈ 40 µs of guards and
+wrappers per call, more than it saves there. This module compiles
+
+.. math::
+
+    \text{grad}_v = \text{grad} \cdot g'(v - \theta)
+
+(:math:`g'` the S² surrogate, α, β and θ given as 0-d tensors) with AOTInductor
+(``torch._inductor.aoti_compile_and_package``) into one C++ loop over flat float32 tensors of
+any length, and calls it through the package's loader: one pass over memory and a few
+microseconds of overhead. The build takes 20–40 s and needs a C++ compiler; it is done
+once per machine and torch version, never implicitly:
+
+    snn-singlestep build-kernel        # or, in Python: snn_singlestep.core.kernel.build_kernel()
+
+and written atomically to :func:`kernel_path` (``$SNN_SINGLESTEP_KERNEL_DIR``, else
+``$XDG_CACHE_HOME/snn_singlestep`` or ``~/.cache/snn_singlestep``). When the package is
+there, every process loads it on the first S² backward (≈ 4 ms) and uses it for CPU float32
+membranes with one threshold (a number or 0-d tensor) and scalar α, β; everything else, or no package, or ``set_fused_backward("off")``, keeps the eager path.
+The compiled kernel evaluates the same expression as the eager one, to an ulp or two (the
+compiler may fuse multiplications); the tests compare them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError, SingleStepWarning
+from . import surrogate
+
+__all__ = ["build_kernel", "kernel_path", "loaded_kernel"]
+
+_DTYPE = torch.float32
+
+
+class _S2BackwardModule(torch.nn.Module):
+    """``grad * g'(v - θ)`` on flat tensors; α, β, θ as 0-d tensors (the exported graph)."""
+
+    def forward(self, grad: Tensor, v: Tensor, threshold: Tensor, alpha: Tensor,
+                beta: Tensor) -> Tensor:
+        return surrogate._s2_backward(grad, v - threshold, alpha, beta)
+
+
+def _source_key() -> str:
+    """A hash of what the kernel is compiled from: the formula, torch, the machine."""
+    text = "\n".join([
+        inspect.getsource(surrogate._s2_backward),
+        inspect.getsource(surrogate._s2_grad_opmath),
+        inspect.getsource(surrogate._split),
+        inspect.getsource(_S2BackwardModule),
+        torch.__version__, platform.machine(), platform.system(), sys.version.split()[0],
+    ])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def kernel_path() -> Path:
+    """Where the compiled package of this torch version and formula lives (it may not exist)."""
+    root = os.environ.get("SNN_SINGLESTEP_KERNEL_DIR")
+    if not root:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+        root = os.path.join(cache, "snn_singlestep")
+    return Path(root) / f"s2_backward-{_source_key()}.pt2"
+
+
+def build_kernel(path: Optional[os.PathLike] = None, *, overwrite: bool = False) -> Path:
+    """Compile the kernel and write it atomically to ``path`` (default :func:`kernel_path`).
+
+    Returns the path. Does nothing if the file exists and ``overwrite`` is False. A process
+    that has already looked for the kernel keeps what it found; new processes load it.
+
+    Raises:
+        ConfigError: the build failed (no C++ compiler, unsupported platform, …); the
+            message carries torch's error.
+    """
+    path = Path(kernel_path() if path is None else path)
+    if path.suffix != ".pt2":
+        raise ConfigError(f"the kernel file must end in .pt2, got {str(path)!r}")
+    if path.exists() and not overwrite:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = torch.export.Dim("n", min=2, max=sys.maxsize - 1)
+    example = (torch.randn(64), torch.randn(64), *(torch.tensor(v) for v in (0.5, 4.0, 1.0)))
+    build_dir = tempfile.mkdtemp(prefix=".build-", dir=path.parent)
+    try:
+        program = torch.export.export(
+            _S2BackwardModule(), example, dynamic_shapes=({0: n}, {0: n}, {}, {}, {}))
+        staged = os.path.join(build_dir, "kernel.pt2")
+        torch._inductor.aoti_compile_and_package(program, package_path=staged)
+        os.replace(staged, path)
+    except Exception as err:
+        raise ConfigError(
+            f"could not build the S2 backward kernel ({type(err).__name__}: {err}); the eager "
+            "backward is used instead (it gives the same gradients, more slowly)"
+        ) from err
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    return path
+
+
+class _Loaded:
+    """The kernel of this process: not looked for yet (``looked`` False), absent, or loaded."""
+
+    looked: bool = False
+    run: Optional[Callable[[list], list]] = None
+
+
+def loaded_kernel() -> Optional[Callable[[list], list]]:
+    """The loader's ``run`` of the package at :func:`kernel_path`, or None if there is none.
+
+    Looked for once per process; a package that cannot be loaded (corrupt, built for another
+    machine) gives one warning and the eager path.
+    """
+    if not _Loaded.looked:
+        _Loaded.looked = True
+        path = kernel_path()
+        if path.exists():
+            try:
+                _Loaded.run = torch._inductor.aoti_load_package(str(path)).loader.run
+            except Exception as err:  # corrupt or foreign package: stay correct, say so
+                warnings.warn(
+                    f"could not load the S2 backward kernel {path} ({type(err).__name__}: "
+                    f"{err}); using the eager backward. Rebuild it with "
+                    "`snn-singlestep build-kernel --overwrite`.",
+                    SingleStepWarning, stacklevel=2,
+                )
+    return _Loaded.run
+
+
+def _reset() -> None:
+    """Forget what this process found (tests, or after :func:`build_kernel`)."""
+    _Loaded.looked, _Loaded.run = False, None
+
+
+def backward(grad: Tensor, v: Tensor, threshold: object, alpha: object,
+             beta: object) -> Optional[Tensor]:
+    """``grad * g'(v - threshold)`` through the compiled kernel, or None when it does not
+    apply (no package; not CPU float32; shapes differ or not contiguous; a threshold, α or β
+    with more than one element). Gradients for θ, α and β are the caller's business."""
+    if v.dtype is not _DTYPE or grad.dtype is not _DTYPE or v.device.type != "cpu":
+        return None
+    if grad.shape != v.shape or not (v.is_contiguous() and grad.is_contiguous()):
+        return None
+    if v.dim() == 0 or v.numel() < 2:
+        return None
+    run = loaded_kernel()
+    if run is None:
+        return None
+    scalars = []
+    for value in (threshold, alpha, beta):
+        if isinstance(value, Tensor):
+            if value.numel() != 1 or value.device.type != "cpu":
+                return None
+            scalars.append(value.detach().reshape(()).to(_DTYPE))
+        else:
+            scalars.append(surrogate._constant(value, v))
+    (out,) = run([grad.view(-1), v.view(-1), *scalars])
+    return out.view(v.shape)
