@@ -151,23 +151,27 @@ def backward(grad: Tensor, v: Tensor, threshold: object, alpha: object,
              beta: object) -> Optional[Tensor]:
     """``grad * g'(v - threshold)`` through the compiled kernel, or None when it does not
     apply (no package; not CPU float32; shapes differ or not contiguous; a threshold, α or β
-    with more than one element). Gradients for θ, α and β are the caller's business."""
-    if v.dtype is not _DTYPE or grad.dtype is not _DTYPE or v.device.type != "cpu":
+    with more than one element). Gradients for θ, α and β are the caller's business.
+
+    Runs once per neuron per backward: checks are attribute reads, in the cheapest order."""
+    run = _Loaded.run if _Loaded.looked else loaded_kernel()
+    if run is None or v.dtype is not _DTYPE or grad.dtype is not _DTYPE or not v.is_cpu:
         return None
-    if grad.shape != v.shape or not (v.is_contiguous() and grad.is_contiguous()):
+    if grad.shape != v.shape or v.dim() == 0 or not (v.is_contiguous() and grad.is_contiguous()):
         return None
-    if v.dim() == 0 or v.numel() < 2:
+    theta, a, b = _as_scalar(threshold, v), _as_scalar(alpha, v), _as_scalar(beta, v)
+    if theta is None or a is None or b is None:  # (not `None in [...]`: that calls Tensor.__eq__)
         return None
-    run = loaded_kernel()
-    if run is None:
-        return None
-    scalars = []
-    for value in (threshold, alpha, beta):
-        if isinstance(value, Tensor):
-            if value.numel() != 1 or value.device.type != "cpu":
-                return None
-            scalars.append(value.detach().reshape(()).to(_DTYPE))
-        else:
-            scalars.append(surrogate._constant(value, v))
-    (out,) = run([grad.view(-1), v.view(-1), *scalars])
+    (out,) = run([grad.view(-1), v.view(-1), theta, a, b])
     return out.view(v.shape)
+
+
+def _as_scalar(value: object, like: Tensor) -> Optional[Tensor]:
+    """``value`` as the kernel's 0-d float32 CPU input, or None if it has several elements."""
+    if not isinstance(value, Tensor):
+        return surrogate._constant(value, like)
+    if value.dim() == 0 and value.dtype is _DTYPE and value.is_cpu:
+        return value  # (grad mode is off in backward: nothing is recorded)
+    if value.numel() != 1 or not value.is_cpu:
+        return None
+    return value.detach().reshape(()).to(_DTYPE)

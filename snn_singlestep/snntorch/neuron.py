@@ -61,11 +61,11 @@ def _is_unit_gain(neuron: torch.nn.Module, gain: object) -> bool:
     """True when multiplying 0/1 spikes by ``gain`` changes nothing: a 0-d tensor equal to 1
     that needs no gradient. Cached per gain tensor (kept referenced, so its id cannot be
     reused) and its in-place version, so the value is read (a device sync) only once."""
+    cached = neuron.__dict__.get("_unit_gain_cache")  # first: a hit skips the checks below
+    if cached is not None and cached[0] is gain and cached[1] == gain._version:
+        return cached[2] and not gain.requires_grad
     if not isinstance(gain, Tensor) or gain.requires_grad or gain.dim() != 0 or _tracing():
         return False
-    cached = neuron.__dict__.get("_unit_gain_cache")
-    if cached is not None and cached[0] is gain and cached[1] == gain._version:
-        return cached[2]
     unit = bool(gain == 1)
     neuron.__dict__["_unit_gain_cache"] = (gain, gain._version, unit)
     return unit
