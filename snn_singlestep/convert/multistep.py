@@ -108,6 +108,7 @@ class MultiStepNet(nn.Module):
         choice("output", output, OUTPUTS)
         choice("step_mode", step_mode, STEP_MODES)
         optional_seed("seed", seed)
+        _check_seed_is_used(seed, encoding)
         super().__init__()
         self.net = net
         self.T = T
@@ -174,6 +175,14 @@ def _reduce_time(out, how: str):
 # --- entry points -----------------------------------------------------------------------
 
 
+def _check_seed_is_used(seed: Optional[int], encoding: str) -> None:
+    if seed is not None and encoding != "rate":
+        raise ConfigError(
+            f"seed is only used with encoding='rate' (encoding={encoding!r} draws no random "
+            "numbers); drop it or set encoding='rate'"
+        )
+
+
 def to_multistep(
     net: nn.Module,
     T: int,
@@ -224,7 +233,8 @@ def to_multistep(
 
     Raises:
         ConfigError: ``T`` not an int >= 1; an unknown option; ``noise_std < 0``, or
-            ``noise_std`` with ``mapping="plain"`` (where it would be ignored).
+            ``noise_std`` with ``mapping="plain"``, or ``seed`` with ``encoding="repeat"``
+            (where they would be ignored).
         ConversionError: ``net`` contains no single-step neuron; it contains modules
             that cannot be converted (multi-step neurons, subclasses of our neurons,
             ``S2Neuron(inhibition=True)``, …) or, with ``mapping="matched"``, neurons
@@ -250,6 +260,7 @@ def to_multistep(
     choice("output", output, OUTPUTS)
     flag("inplace", inplace)
     optional_seed("seed", seed)
+    _check_seed_is_used(seed, encoding)
     if noise_std is not None:
         noise_std = non_negative("noise_std", noise_std, hint="0 turns the noise off")
         if mapping == "plain":

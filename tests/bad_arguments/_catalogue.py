@@ -299,7 +299,7 @@ def _valid_examples() -> dict[str, Example]:
             mod, _module_use((2, 1, 6, 6)),
         ),
         "snn_singlestep.MultiStepNet": Example(
-            _kw(net=fresh(_torch_net), T=3, encoding="repeat", output="mean", step_mode="s",
+            _kw(net=fresh(_torch_net), T=3, encoding="rate", output="mean", step_mode="s",
                 seed=0),
             mod, _module_use((2, 6)),
         ),
@@ -371,7 +371,7 @@ def _valid_examples() -> dict[str, Example]:
         ),
         "snn_singlestep.step_noise_schedules": Example(_kw(net=fresh(_noisy_net))),
         "snn_singlestep.to_multistep": Example(
-            _kw(net=fresh(_noisy_net), T=3, encoding="repeat", mapping="matched",
+            _kw(net=fresh(_noisy_net), T=3, encoding="rate", mapping="matched",
                 noise_std=None, framework="auto", step_mode="auto", output="mean", seed=0,
                 inplace=False),
             mod, _module_use((2, 6)),

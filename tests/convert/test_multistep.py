@@ -22,6 +22,7 @@ from torch import nn
 
 from snn_singlestep import ConfigError, ConversionError, S2Cell, S2Neuron, S2Node
 from snn_singlestep.convert import to_multistep
+from snn_singlestep.convert.multistep import MultiStepNet
 from snn_singlestep.snntorch import to_multistep as to_multistep_snntorch
 from snn_singlestep.spikingjelly import to_multistep as to_multistep_spikingjelly
 from snn_singlestep.core.multifield import MultiFieldBlock
@@ -219,6 +220,15 @@ def test_output_sequence_and_mean_agree():
     seq = to_multistep(net, 5, output="sequence")(x)
     assert seq.shape == (5, 3, 3)
     torch.testing.assert_close(seq.mean(0), to_multistep(net, 5)(x))
+
+
+def test_seed_with_repeat_encoding_is_refused():
+    """The repeat encoder draws nothing: a seed there would be silently ignored."""
+    net = mlp(NEURONS["S2Cell"])
+    with pytest.raises(ConfigError, match="seed is only used with encoding='rate'"):
+        to_multistep(net, 4, seed=1)
+    with pytest.raises(ConfigError, match="seed is only used with encoding='rate'"):
+        MultiStepNet(net, 4, encoding="repeat", seed=1)
 
 
 def test_rate_encoding_is_seedable_and_warns_outside_unit_interval():
