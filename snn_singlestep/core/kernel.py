@@ -131,7 +131,8 @@ def loaded_kernel() -> Optional[Callable[[list], list]]:
         path = kernel_path()
         if path.exists():
             try:
-                _Loaded.run = torch._inductor.aoti_load_package(str(path)).loader.run
+                with surrogate.quiet_cpp_extension():
+                    _Loaded.run = torch._inductor.aoti_load_package(str(path)).loader.run
             except Exception as err:  # corrupt or foreign package: stay correct, say so
                 warnings.warn(
                     f"could not load the S2 backward kernel {path} ({type(err).__name__}: "

@@ -48,11 +48,14 @@ an ulp or two (the compiler may fuse the multiplications).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import math
 import os
+import sys
 import warnings
-from typing import Callable, Union
+from typing import Callable, Iterator, Union
 
 import torch
 from torch import Tensor, nn
@@ -284,12 +287,31 @@ def _use_fused(x: Tensor) -> bool:
     return _Fused.mode == "on" or x.numel() >= _FUSED_MIN_NUMEL
 
 
+@contextlib.contextmanager
+def quiet_cpp_extension() -> Iterator[None]:
+    """Silence torch's CUDA_HOME guess, which torch.utils.cpp_extension logs when inductor
+    builds or loads a kernel on a machine with a CUDA toolkit and no GPU: noise (with a
+    machine path) in every user's output, about nothing they use. The message comes once, when
+    that module is imported; afterwards this is a dictionary look-up."""
+    if "torch.utils.cpp_extension" in sys.modules:
+        yield
+        return
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
 def _backward_x(grad_out: Tensor, x: Tensor, alpha: Scalar, beta: Scalar) -> Tensor:
     if _use_fused(x):
         if _Fused.kernel is None:
             _Fused.kernel = torch.compile(_s2_backward, dynamic=True, fullgraph=True)
         try:
-            return _Fused.kernel(grad_out, x, alpha, beta)
+            with quiet_cpp_extension():
+                return _Fused.kernel(grad_out, x, alpha, beta)
         except Exception as err:  # no compiler, unsupported device, …: stay correct
             _Fused.broken = True
             warnings.warn(
