@@ -101,7 +101,8 @@ def build_kernel(path: Optional[os.PathLike] = None, *, overwrite: bool = False)
         program = torch.export.export(
             _S2BackwardModule(), example, dynamic_shapes=({0: n}, {0: n}, {}, {}, {}))
         staged = os.path.join(build_dir, "kernel.pt2")
-        torch._inductor.aoti_compile_and_package(program, package_path=staged)
+        with surrogate._quiet_cpp_extension():
+            torch._inductor.aoti_compile_and_package(program, package_path=staged)
         os.replace(staged, path)
     except Exception as err:
         raise ConfigError(
@@ -131,7 +132,7 @@ def loaded_kernel() -> Optional[Callable[[list], list]]:
         path = kernel_path()
         if path.exists():
             try:
-                with surrogate.quiet_cpp_extension():
+                with surrogate._quiet_cpp_extension():
                     _Loaded.run = torch._inductor.aoti_load_package(str(path)).loader.run
             except Exception as err:  # corrupt or foreign package: stay correct, say so
                 warnings.warn(

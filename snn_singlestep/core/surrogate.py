@@ -39,9 +39,9 @@ Speed: the backward pass runs through the ahead-of-time compiled kernel of :mod:
 when it has been built (neurons firing through :func:`.fused.fire`), else through a
 ``torch.compile``-fused kernel for large tensors when a compiler is available (see
 :func:`set_fused_backward`), and through an
-eager formula otherwise: a lean one for the usual first-order backward (``clamp``,
-``ge`` into a float tensor and ``lerp`` instead of bool masks and ``where``, which are the
-slow CPU kernels; bitwise the same numbers), and the ``where``-based one, whose autograd
+eager formula otherwise: a lean one for the usual first-order backward (``ge`` into a
+float tensor, ``sigmoid_backward`` and ``lerp`` instead of bool masks and ``where``, which
+are the slow CPU kernels; bitwise the same numbers), and the ``where``-based one, whose autograd
 is NaN-safe, for double backward. The compiled kernel evaluates the same expression, to
 an ulp or two (the compiler may fuse the multiplications).
 """
@@ -280,15 +280,13 @@ def _kernel_allowed() -> bool:
 
 
 def _use_fused(x: Tensor) -> bool:
-    if _Fused.mode == "off" or _Fused.broken or torch.compiler.is_compiling():
-        return False
-    if torch.is_grad_enabled():  # double backward: keep the differentiable eager graph
+    if _Fused.broken or not _kernel_allowed():
         return False
     return _Fused.mode == "on" or x.numel() >= _FUSED_MIN_NUMEL
 
 
 @contextlib.contextmanager
-def quiet_cpp_extension() -> Iterator[None]:
+def _quiet_cpp_extension() -> Iterator[None]:
     """Silence torch's CUDA_HOME guess, which torch.utils.cpp_extension logs when inductor
     builds or loads a kernel on a machine with a CUDA toolkit and no GPU: noise (with a
     machine path) in every user's output, about nothing they use. The message comes once, when
@@ -310,7 +308,7 @@ def _backward_x(grad_out: Tensor, x: Tensor, alpha: Scalar, beta: Scalar) -> Ten
         if _Fused.kernel is None:
             _Fused.kernel = torch.compile(_s2_backward, dynamic=True, fullgraph=True)
         try:
-            with quiet_cpp_extension():
+            with _quiet_cpp_extension():
                 return _Fused.kernel(grad_out, x, alpha, beta)
         except Exception as err:  # no compiler, unsupported device, …: stay correct
             _Fused.broken = True

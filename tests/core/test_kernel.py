@@ -1,5 +1,8 @@
 """The AOT-compiled S² backward (snn_singlestep.core.kernel): same gradients, chosen when built."""
 
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -147,3 +150,22 @@ def test_kernel_is_not_used_where_it_does_not_apply(with_kernel, case):
     assert with_kernel == []
     want = sg.s2_grad(v.detach() - theta)
     torch.testing.assert_close(got, want.to(got.dtype), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_a_new_process_loads_the_kernel_and_prints_nothing(built, kernel_dir):
+    """Built once, used by every later process: the point of keeping it on disk."""
+    kernel.kernel_path().write_bytes(built.read_bytes())
+    code = (
+        "import torch\n"
+        "from snn_singlestep import S2Cell\n"
+        "from snn_singlestep.core import kernel\n"
+        "v = torch.randn(64, 8, requires_grad=True)\n"
+        "S2Cell(0.1)(v).sum().backward()\n"
+        "print(kernel.loaded_kernel() is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+    assert done.stderr == ""  # no log line of torch's about CUDA_HOME or inductor
