@@ -145,11 +145,13 @@ def accuracy_of(net: nn.Module, data: TensorDataset, steps: int) -> float:
 
 
 def fit(net: nn.Module, train: TensorDataset, seed: int, args, steps: int = 1) -> float:
-    """The benchmarks' training recipe: ``args.epochs`` of Adam (``args.lr``) with a cosine
+    """The benchmarks' training recipe: ``args.epochs`` of Adam (``args.lr``, L2
+    ``args.weight_decay`` if set) with a cosine
     schedule, cross-entropy, batches of ``args.batch_size`` shuffled by a generator seeded
     with ``seed``, the gradient norm clipped to ``args.clip`` if that is set; a multi-step net
     runs ``steps`` steps per batch. Returns the seconds."""
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr,
+                           weight_decay=getattr(args, "weight_decay", None) or 0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))

@@ -31,14 +31,24 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import compare  # noqa: E402  (the contenders, the net and the training loop)
 
 from _cache import open_cache, save_cache  # noqa: E402
+from snn_singlestep import S2Cell, S2Surrogate  # noqa: E402
 
 DEFAULT_MODELS = ["ReLU ANN", "S2NN (ours)", "T=1 atan", "T=1 SJ Sigmoid"]
 
 
 def contenders() -> dict[str, dict]:
-    """``compare.py``'s contenders plus ``Leaky T=2`` (the frontier's cheapest multi-step net)."""
+    """``compare.py``'s contenders plus ``Leaky T=2`` (the frontier's cheapest multi-step net)
+    and S²NN variants for the recipe's levers: the threshold θ after BatchNorm (0, 0.5, 2;
+    the default is 1), a learnable threshold (one per layer, starting at 1), and α=2, β=0.5."""
     specs = compare.contenders()
     specs["Leaky T=2"] = {**specs["Leaky T=4"], "T": 2}
+    for theta in (0.0, 0.5, 2.0):
+        specs[f"S2NN θ={theta:g}"] = {**specs["S2NN (ours)"],
+                                      "act": lambda theta=theta: S2Cell(threshold=theta)}
+    specs["S2NN learnable θ"] = {**specs["S2NN (ours)"],
+                                 "act": lambda: S2Cell(1.0, learn_threshold=True)}
+    specs["S2NN α=2 β=0.5"] = {**specs["S2NN (ours)"],
+                               "act": lambda: S2Cell(1.0, surrogate=S2Surrogate(2.0, 0.5))}
     return specs
 
 
@@ -160,6 +170,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--weight-decay", type=float, help="Adam's weight_decay (L2)")
     parser.add_argument("--limit", type=int, help="use the first N training samples")
     parser.add_argument("--report", action="store_true", help="table and plot from the cache")
     parser.add_argument("--quick", action="store_true",
@@ -179,6 +190,8 @@ def main(argv=None) -> None:
     cache_path = out / f"width_{stem}.json"
     settings = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                 "limit": args.limit}
+    if args.weight_decay:  # (absent from caches made before the option)
+        settings["weight_decay"] = args.weight_decay
     cache = open_cache(cache_path, settings, parser)
 
     # seed-major: a stopped sweep has whole seeds of every setting, not whole settings
