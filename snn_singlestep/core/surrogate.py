@@ -36,7 +36,8 @@ those of the primitive: :math:`\partial g/\partial\alpha = x\,\sigma'(\alpha x)`
 x < 0 and :math:`\partial g/\partial\beta = \ln(1+x)` for x ≥ 0.
 
 Speed: the backward pass runs through the ahead-of-time compiled kernel of :mod:`.kernel`
-when it has been built (neurons firing through :func:`.fused.fire`), else through a
+when it has been built (the neurons' :class:`~.fused.S2Fire` and :class:`S2Spike`), else
+through a
 ``torch.compile``-fused kernel for large tensors when a compiler is available (see
 :func:`set_fused_backward`), and through an
 eager formula otherwise: a lean one for the usual first-order backward (``ge`` into a
@@ -367,7 +368,14 @@ class S2Spike(torch.autograd.Function):
         x = saved.pop(0)
         alpha = saved.pop(0) if ctx.alpha_is_tensor else ctx.alpha
         beta = saved.pop(0) if ctx.beta_is_tensor else ctx.beta
-        grad_x = _backward_x(grad_out, x, alpha, beta) if ctx.needs_input_grad[0] else None
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            if _kernel_allowed():  # the compiled kernel, when built (x - 0 is x, bit for bit)
+                from . import kernel  # (it imports this module)
+
+                grad_x = kernel.backward(grad_out, x, 0.0, alpha, beta)
+            if grad_x is None:
+                grad_x = _backward_x(grad_out, x, alpha, beta)
         grad_alpha, grad_beta = _s2_param_grads(
             grad_out, x, alpha, beta, ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         )

@@ -129,6 +129,17 @@ def test_s2fire_uses_the_kernel_for_every_first_order_float32_backward(with_kern
 
 
 @pytest.mark.slow
+def test_s2_spike_uses_the_kernel_too(with_kernel):
+    """s2_spike / S2Surrogate (e.g. snnTorch's spike_grad=) share the kernel, with θ = 0."""
+    x = (torch.randn(50, 30) * 2).requires_grad_()
+    grad = torch.randn(50, 30)
+    sg.s2_spike(x, 3.0, 0.8).backward(grad)
+    assert with_kernel == [(50 * 30,)]
+    want = sg._s2_backward_lean(grad, x.detach(), 3.0, 0.8)
+    assert _ulps(x.grad, want) <= 2
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["float64", "per-feature threshold", "double backward",
                                   "channels-last"])
 def test_kernel_is_not_used_where_it_does_not_apply(with_kernel, case):
