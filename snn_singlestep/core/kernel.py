@@ -21,8 +21,9 @@ and written atomically to :func:`kernel_path` (``$SNN_SINGLESTEP_KERNEL_DIR``, e
 ``$XDG_CACHE_HOME/snn_singlestep`` or ``~/.cache/snn_singlestep``). When the package is
 there, every process loads it on the first S² backward (≈ 4 ms) and uses it, in
 :class:`~.fused.S2Fire` (the neurons) and :class:`~.surrogate.S2Spike` (``s2_spike``,
-``S2Surrogate``, e.g. as snnTorch's ``spike_grad``), for CPU float32
-membranes with one threshold (a number or 0-d tensor) and scalar α, β; everything else, or no package, or ``set_fused_backward("off")``, keeps the eager path.
+``S2Surrogate``, e.g. as snnTorch's ``spike_grad``), for contiguous CPU float32 membranes
+with one threshold (a number or 0-d tensor) and scalar α, β; everything else, no package,
+double backward or ``set_fused_backward("off")`` keeps the eager path.
 The compiled kernel evaluates the same expression as the eager one, to an ulp or two (the
 compiler may fuse multiplications); the tests compare them.
 """
