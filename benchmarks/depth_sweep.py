@@ -5,7 +5,8 @@ gradient flow differs. This trains ``preact_resnet(depth, width=--width, norm=..
 (each sample a 1×1×40 image: the 3×3 convolutions act as 3-tap 1D filters) with every hidden
 neuron's surrogate set to one of
 
-* ``s2``: the reduced S² surrogate (α=4, β=1);
+* ``s2``: the reduced S² surrogate (α=4, β=1); ``s2-beta0.5``, ``s2-beta0.25``: the same with
+  a lower tail β/(1+x) above threshold (the sigmoid side unchanged);
 * ``sj-sigmoid``: SpikingJelly's ``Sigmoid(alpha=4)`` — the same derivative as S² below
   threshold, a sigmoid tail above it;
 * ``atan``: snnTorch's ``atan()`` (α=2);
@@ -38,12 +39,14 @@ from torch.utils.data import TensorDataset
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import compare  # noqa: E402  (MNIST-1D generated offline, the training recipe)
 
-from snn_singlestep import S2Cell, preact_resnet  # noqa: E402
+from snn_singlestep import S2Cell, S2Surrogate, preact_resnet  # noqa: E402
 from _cache import open_cache, save_cache  # noqa: E402
 from snn_singlestep.monitor import FiringRateMonitor  # noqa: E402
 
 SURROGATES = {
     "s2": lambda: None,  # S2Cell's default: the reduced S² surrogate, α=4, β=1
+    "s2-beta0.5": lambda: S2Surrogate(4.0, 0.5),  # the same sigmoid side, half the tail
+    "s2-beta0.25": lambda: S2Surrogate(4.0, 0.25),
     "sj-sigmoid": lambda: sj_surrogate.Sigmoid(alpha=4.0),
     "atan": lambda: snntorch.surrogate.atan(),
 }
