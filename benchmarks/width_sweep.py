@@ -39,7 +39,8 @@ DEFAULT_MODELS = ["ReLU ANN", "S2NN (ours)", "T=1 atan", "T=1 SJ Sigmoid"]
 def contenders() -> dict[str, dict]:
     """``compare.py``'s contenders plus ``Leaky T=2`` (the frontier's cheapest multi-step net)
     and S²NN variants for the recipe's levers: the threshold θ after BatchNorm (0, 0.5, 2;
-    the default is 1), a learnable threshold (one per layer, starting at 1), and α=2, β=0.5."""
+    the default is 1), a learnable threshold (one per layer, starting at 1), α=2 β=0.5, and
+    β=0.5 (a lower tail, α=4)."""
     specs = compare.contenders()
     specs["Leaky T=2"] = {**specs["Leaky T=4"], "T": 2}
     for theta in (0.0, 0.5, 2.0):
@@ -49,6 +50,8 @@ def contenders() -> dict[str, dict]:
                                  "act": lambda: S2Cell(1.0, learn_threshold=True)}
     specs["S2NN α=2 β=0.5"] = {**specs["S2NN (ours)"],
                                "act": lambda: S2Cell(1.0, surrogate=S2Surrogate(2.0, 0.5))}
+    specs["S2NN β=0.5"] = {**specs["S2NN (ours)"],
+                           "act": lambda: S2Cell(1.0, surrogate=S2Surrogate(4.0, 0.5))}
     return specs
 
 
