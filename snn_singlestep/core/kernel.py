@@ -62,13 +62,15 @@ class _S2BackwardModule(torch.nn.Module):
 
 def _source_key() -> str:
     """A hash of what the kernel is compiled from: the formula, torch, the machine."""
-    text = "\n".join([
-        inspect.getsource(surrogate._s2_backward),
-        inspect.getsource(surrogate._s2_grad_opmath),
-        inspect.getsource(surrogate._split),
-        inspect.getsource(_S2BackwardModule),
-        torch.__version__, platform.machine(), platform.system(), sys.version.split()[0],
-    ])
+    try:
+        source = [inspect.getsource(f) for f in (
+            surrogate._s2_backward, surrogate._s2_grad_opmath, surrogate._split, _S2BackwardModule)]
+    except (OSError, TypeError):  # no source files (a zipped or frozen install)
+        from .. import __version__
+
+        source = [f"snn_singlestep {__version__}"]
+    text = "\n".join([*source, torch.__version__, platform.machine(), platform.system(),
+                      sys.version.split()[0]])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -132,7 +134,10 @@ def loaded_kernel() -> Optional[Callable[[list], list]]:
     """
     if not _Loaded.looked:
         _Loaded.looked = True
-        path = kernel_path()
+        try:
+            path = kernel_path()
+        except (OSError, RuntimeError, KeyError):  # no home directory to look in
+            return None
         if path.exists():
             try:
                 with surrogate._quiet_cpp_extension():
