@@ -6,7 +6,8 @@ gradient flow differs. This trains ``preact_resnet(depth, width=--width, norm=..
 neuron's surrogate set to one of
 
 * ``s2``: the reduced S² surrogate (α=4, β=1); ``s2-beta0.5``, ``s2-beta0.25``: the same with
-  a lower tail β/(1+x) above threshold (the sigmoid side unchanged);
+  a lower tail β/(1+x) above threshold (the sigmoid side unchanged); ``s2-alpha2-beta0.5``:
+  a lower tail with a matching, flatter sigmoid side (g' continuous at 0);
 * ``sj-sigmoid``: SpikingJelly's ``Sigmoid(alpha=4)`` — the same derivative as S² below
   threshold, a sigmoid tail above it;
 * ``atan``: snnTorch's ``atan()`` (α=2);
@@ -47,6 +48,7 @@ SURROGATES = {
     "s2": lambda: None,  # S2Cell's default: the reduced S² surrogate, α=4, β=1
     "s2-beta0.5": lambda: S2Surrogate(4.0, 0.5),  # the same sigmoid side, half the tail
     "s2-beta0.25": lambda: S2Surrogate(4.0, 0.25),
+    "s2-alpha2-beta0.5": lambda: S2Surrogate(2.0, 0.5),  # continuous at 0 (α = 4β), flatter
     "sj-sigmoid": lambda: sj_surrogate.Sigmoid(alpha=4.0),
     "atan": lambda: snntorch.surrogate.atan(),
 }

@@ -99,8 +99,9 @@ def gap_rows(rows: list[dict]) -> list[dict]:
 
 def markdown(rows: list[dict], dataset: str, args) -> str:
     lines = [
-        f"**{dataset}**, {args.epochs} epochs, Adam {args.lr}, batch {args.batch_size}; "
-        "mean ± std over the seeds given in the table",
+        f"**{dataset}**, {args.epochs} epochs, Adam {args.lr}"
+        + (f" (weight decay {args.weight_decay})" if args.weight_decay else "")
+        + f", batch {args.batch_size}; mean ± std over the seeds given in the table",
         "",
         "| layout | width | model | seeds | test acc % | train acc % | ANN − model (pt) "
         "| energy nJ/sample | hidden rate | train s |",
