@@ -160,15 +160,15 @@ def _reset() -> None:
 def backward(grad: Tensor, v: Tensor, threshold: object, alpha: object,
              beta: object) -> Optional[Tensor]:
     """``grad * g'(v - threshold)`` through the compiled kernel, or None when it does not
-    apply (no package; not CPU float32; shapes differ or not contiguous; a threshold, α or β
-    with more than one element). Gradients for θ, α and β are the caller's business.
+    apply (no package; not CPU float32; fewer than 2 elements; shapes differ or not
+    contiguous; a threshold, α or β with more than one element). Gradients for θ, α and β are the caller's business.
 
     Runs once per neuron per backward: checks are attribute reads, in the cheapest order."""
     run = _Loaded.run if _Loaded.looked else loaded_kernel()
     if run is None or v.dtype is not _DTYPE or grad.dtype is not _DTYPE or not v.is_cpu:
         return None
-    if grad.shape != v.shape or v.dim() == 0 or not (v.is_contiguous() and grad.is_contiguous()):
-        return None
+    if grad.shape != v.shape or v.numel() < 2 or not (v.is_contiguous() and grad.is_contiguous()):
+        return None  # (the kernel was exported for lengths >= 2)
     theta, a, b = _as_scalar(threshold, v), _as_scalar(alpha, v), _as_scalar(beta, v)
     if theta is None or a is None or b is None:  # (not `None in [...]`: that calls Tensor.__eq__)
         return None

@@ -141,10 +141,10 @@ def test_s2_spike_uses_the_kernel_too(with_kernel):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["float64", "per-feature threshold", "double backward",
-                                  "channels-last"])
+                                  "channels-last", "one element"])
 def test_kernel_is_not_used_where_it_does_not_apply(with_kernel, case):
     dtype = torch.float64 if case == "float64" else torch.float32
-    v = torch.randn(6, 4, 3, 3, dtype=dtype)
+    v = torch.randn(6, 4, 3, 3, dtype=dtype) if case != "one element" else torch.randn(1, 1)
     if case == "channels-last":
         v = v.to(memory_format=torch.channels_last)
     v.requires_grad_()
