@@ -164,7 +164,8 @@ def main() -> None:
                 acc = {}
                 for n in args.steps:
                     model = to_multistep(net, n, mapping=mapping, encoding=encoding,
-                                         noise_std=assumed, seed=args.seed)
+                                         noise_std=assumed,
+                                         seed=args.seed if encoding == "rate" else None)
                     acc[str(n)] = accuracy(model, x_test, y_test)
                 label = f"{mapping}/{encoding}" + (f" (σ={assumed} assumed)" if assumed else "")
                 rows.append({"arch": arch, "sigma": sigma, "conversion": label,

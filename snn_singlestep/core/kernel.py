@@ -31,6 +31,7 @@ compiler may fuse multiplications); the tests compare them.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import inspect
 import os
 import platform
@@ -66,9 +67,10 @@ def _source_key() -> str:
         source = [inspect.getsource(f) for f in (
             surrogate._s2_backward, surrogate._s2_grad_opmath, surrogate._split, _S2BackwardModule)]
     except (OSError, TypeError):  # no source files (a zipped or frozen install)
-        from .. import __version__
-
-        source = [f"snn_singlestep {__version__}"]
+        try:
+            source = [f"snn_singlestep {importlib.metadata.version('snn_singlestep')}"]
+        except importlib.metadata.PackageNotFoundError:
+            source = ["snn_singlestep"]
     text = "\n".join([*source, torch.__version__, platform.machine(), platform.system(),
                       sys.version.split()[0]])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
