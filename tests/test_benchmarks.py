@@ -371,3 +371,46 @@ def test_benchmark_quick_mode_runs(script, tmp_path):
     if script in WRITES_OUT:
         assert any(tmp_path.glob("*.png")), "the plot was not written"
     CHECKS[script](result.stdout, tmp_path)
+
+
+def _benchmark_module(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_lever_contenders_are_what_their_names_say():
+    """The recipe's lever runs (width_sweep) build the S2Cell their name describes."""
+    import torch
+
+    from snn_singlestep import S2Cell
+
+    width_sweep, compare = _benchmark_module("width_sweep"), _benchmark_module("compare")
+    specs = width_sweep.contenders()
+    want = {"S2NN θ=0": (0.0, False, 4.0, 1.0), "S2NN θ=0.5": (0.5, False, 4.0, 1.0),
+            "S2NN θ=2": (2.0, False, 4.0, 1.0), "S2NN learnable θ": (1.0, True, 4.0, 1.0),
+            "S2NN α=2 β=0.5": (1.0, False, 2.0, 0.5), "S2NN β=0.5": (1.0, False, 4.0, 0.5)}
+    for name, (theta, learned, alpha, beta) in want.items():
+        net = compare.build("mnist1d", specs[name]["act"], specs[name]["norm"], 8, "stride")
+        cells = [m for m in net.modules() if isinstance(m, S2Cell)]
+        assert len(cells) == 3, name
+        for cell in cells:
+            assert float(cell.threshold.detach()) == theta, name
+            assert isinstance(cell.threshold, torch.nn.Parameter) == learned, name
+            assert (cell.surrogate.alpha, cell.surrogate.beta) == (alpha, beta), name
+        assert net(torch.rand(4, 40)).shape == (4, 10)
+
+
+def test_depth_sweep_surrogates_are_what_their_names_say():
+    from snn_singlestep import S2Cell, S2Surrogate, preact_resnet
+
+    depth_sweep = _benchmark_module("depth_sweep")
+    want = {"s2": (4.0, 1.0), "s2-beta0.5": (4.0, 0.5), "s2-beta0.25": (4.0, 0.25),
+            "s2-alpha2-beta0.5": (2.0, 0.5)}
+    for name, (alpha, beta) in want.items():
+        net = depth_sweep.with_surrogate(preact_resnet(8, 3, in_channels=1, width=4), name)
+        surrogates = {(m.surrogate.alpha, m.surrogate.beta) for m in net.modules()
+                      if isinstance(m, S2Cell) and isinstance(m.surrogate, S2Surrogate)}
+        assert surrogates == {(alpha, beta)}, name
