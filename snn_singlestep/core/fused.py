@@ -45,13 +45,13 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, ShapeError
-from . import bitpack, kernel
+from . import bitpack
 from .surrogate import (
     S2Spike,
     S2Surrogate,
     Scalar,
     _backward_x,
-    _kernel_allowed,
+    _kernel_backward,
     _s2_param_grads,
     heaviside,
     s2_spike,
@@ -196,9 +196,8 @@ class S2Fire(torch.autograd.Function):
             saved.pop(0) if is_t else scalar for is_t, scalar in zip(ctx.kinds, ctx.scalars)
         )
         need_x = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        grad_x = x = None
-        if need_x and _kernel_allowed():  # the compiled kernel, when built (module kernel)
-            grad_x = kernel.backward(grad_out, v, threshold, alpha, beta)
+        grad_x = _kernel_backward(grad_out, v, threshold, alpha, beta) if need_x else None
+        x = None
         if (need_x and grad_x is None) or ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
             x = v - threshold  # the tensor spike_fn(v - threshold) would have saved
         if need_x and grad_x is None:

@@ -163,7 +163,8 @@ def backward(grad: Tensor, v: Tensor, threshold: object, alpha: object,
              beta: object) -> Optional[Tensor]:
     """``grad * g'(v - threshold)`` through the compiled kernel, or None when it does not
     apply (no package; not CPU float32; fewer than 2 elements; shapes differ or not
-    contiguous; a threshold, α or β with more than one element). Gradients for θ, α and β are the caller's business.
+    contiguous; a threshold, α or β with more than one element). Gradients for θ, α and β
+    are the caller's business.
 
     Runs once per neuron per backward: checks are attribute reads, in the cheapest order."""
     run = _Loaded.run if _Loaded.looked else loaded_kernel()

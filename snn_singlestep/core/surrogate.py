@@ -280,6 +280,19 @@ def _kernel_allowed() -> bool:
     return not torch.is_grad_enabled()  # double backward: keep the differentiable eager graph
 
 
+def _kernel_backward(
+    grad_out: Tensor, v: Tensor, threshold: object, alpha: Scalar, beta: Scalar
+) -> Tensor | None:
+    """``grad_out * g'(v - threshold)`` through the compiled kernel of :mod:`.kernel`, or None
+    when it is not built, does not apply to these tensors, or may not be used now
+    (:func:`_kernel_allowed`); the callers fall back to :func:`_backward_x`."""
+    if not _kernel_allowed():
+        return None
+    from . import kernel  # (it imports this module)
+
+    return kernel.backward(grad_out, v, threshold, alpha, beta)
+
+
 def _use_fused(x: Tensor) -> bool:
     if _Fused.broken or not _kernel_allowed():
         return False
@@ -370,10 +383,7 @@ class S2Spike(torch.autograd.Function):
         beta = saved.pop(0) if ctx.beta_is_tensor else ctx.beta
         grad_x = None
         if ctx.needs_input_grad[0]:
-            if _kernel_allowed():  # the compiled kernel, when built (x - 0 is x, bit for bit)
-                from . import kernel  # (it imports this module)
-
-                grad_x = kernel.backward(grad_out, x, 0.0, alpha, beta)
+            grad_x = _kernel_backward(grad_out, x, 0.0, alpha, beta)  # x - 0 is x, bit for bit
             if grad_x is None:
                 grad_x = _backward_x(grad_out, x, alpha, beta)
         grad_alpha, grad_beta = _s2_param_grads(
