@@ -550,15 +550,20 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _build_kernel(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import time
 
-    from ..core.kernel import build_kernel
+    from ..core.kernel import build_kernel, kernel_path
     from ..errors import ConfigError
 
+    target = Path(args.path) if args.path else kernel_path()
+    kept = target.exists() and not args.overwrite  # build_kernel leaves it as it is
     start = time.perf_counter()
     try:
-        path = build_kernel(args.path, overwrite=args.overwrite)
+        path = build_kernel(target, overwrite=args.overwrite)
     except ConfigError as err:
         return _fail("build-kernel", str(err))
-    print(f"S2 backward kernel: {path} ({time.perf_counter() - start:.1f} s)")
+    if kept:
+        print(f"S2 backward kernel already built: {path} (--overwrite rebuilds it)")
+    else:
+        print(f"S2 backward kernel: {path} ({time.perf_counter() - start:.1f} s)")
     return 0
 
 

@@ -491,3 +491,15 @@ def test_module_entry_point_without_the_app_extra_exits_2():
     assert result.stderr.splitlines() == [
         f"snn-singlestep needs the app extra (missing: sklearn, matplotlib): {APP_EXTRA_HINT}"
     ]
+
+
+def test_build_kernel_names_a_wrong_file_name_and_keeps_an_existing_kernel(capsys, tmp_path):
+    assert main(["build-kernel", "--path", str(tmp_path / "kernel.bin")]) == 1
+    assert "must end in .pt2" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    existing = tmp_path / "kernel.pt2"
+    existing.write_bytes(b"built earlier")
+    assert main(["build-kernel", "--path", str(existing)]) == 0
+    out = capsys.readouterr().out
+    assert "already built" in out and "--overwrite rebuilds it" in out
+    assert existing.read_bytes() == b"built earlier"  # not replaced without --overwrite
